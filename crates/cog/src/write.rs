@@ -1,0 +1,1 @@
+//! Writing GeoTIFFs (single tiles now; the COG writer of `kiln optimize` later).

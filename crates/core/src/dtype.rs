@@ -1,0 +1,191 @@
+//! Sample data types and typed sample buffers.
+
+use serde::{Deserialize, Serialize};
+
+/// The numeric type of one raster sample, as stored in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataType {
+    U8,
+    I8,
+    U16,
+    I16,
+    U32,
+    I32,
+    F32,
+    F64,
+}
+
+impl DataType {
+    /// Bytes per sample.
+    pub fn size_bytes(self) -> usize {
+        match self {
+            Self::U8 | Self::I8 => 1,
+            Self::U16 | Self::I16 => 2,
+            Self::U32 | Self::I32 | Self::F32 => 4,
+            Self::F64 => 8,
+        }
+    }
+
+    /// Name as rasterio/numpy spell it (`uint8`, `int16`, `float32`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::U8 => "uint8",
+            Self::I8 => "int8",
+            Self::U16 => "uint16",
+            Self::I16 => "int16",
+            Self::U32 => "uint32",
+            Self::I32 => "int32",
+            Self::F32 => "float32",
+            Self::F64 => "float64",
+        }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, Self::F32 | Self::F64)
+    }
+
+    /// Smallest and largest representable value, as f64.
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            Self::U8 => (0.0, 255.0),
+            Self::I8 => (-128.0, 127.0),
+            Self::U16 => (0.0, 65535.0),
+            Self::I16 => (-32768.0, 32767.0),
+            Self::U32 => (0.0, f64::from(u32::MAX)),
+            Self::I32 => (f64::from(i32::MIN), f64::from(i32::MAX)),
+            Self::F32 => (f64::from(f32::MIN), f64::from(f32::MAX)),
+            Self::F64 => (f64::MIN, f64::MAX),
+        }
+    }
+}
+
+/// A typed, contiguous buffer of samples.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Samples {
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    U16(Vec<u16>),
+    I16(Vec<i16>),
+    U32(Vec<u32>),
+    I32(Vec<i32>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+/// Runs `$body` with `$v` bound to the inner `Vec<T>` of a [`Samples`], whatever `T` is.
+#[macro_export]
+macro_rules! with_samples {
+    ($samples:expr, $v:ident => $body:expr) => {
+        match $samples {
+            $crate::Samples::U8($v) => $body,
+            $crate::Samples::I8($v) => $body,
+            $crate::Samples::U16($v) => $body,
+            $crate::Samples::I16($v) => $body,
+            $crate::Samples::U32($v) => $body,
+            $crate::Samples::I32($v) => $body,
+            $crate::Samples::F32($v) => $body,
+            $crate::Samples::F64($v) => $body,
+        }
+    };
+}
+
+/// A sample type: the primitive behind one [`DataType`].
+pub trait Sample: Copy + Default + PartialEq + Send + Sync + 'static {
+    const DTYPE: DataType;
+    fn to_f64(self) -> f64;
+    /// Converts with rounding and saturation for integer types.
+    fn from_f64(v: f64) -> Self;
+}
+
+macro_rules! impl_sample {
+    ($t:ty, $dt:ident, int) => {
+        impl Sample for $t {
+            const DTYPE: DataType = DataType::$dt;
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            fn from_f64(v: f64) -> Self {
+                // `as` saturates and maps NaN to 0, which is what we want for integers.
+                v.round() as $t
+            }
+        }
+    };
+    ($t:ty, $dt:ident, float) => {
+        impl Sample for $t {
+            const DTYPE: DataType = DataType::$dt;
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            #[allow(clippy::cast_possible_truncation)]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+        }
+    };
+}
+impl_sample!(u8, U8, int);
+impl_sample!(i8, I8, int);
+impl_sample!(u16, U16, int);
+impl_sample!(i16, I16, int);
+impl_sample!(u32, U32, int);
+impl_sample!(i32, I32, int);
+impl_sample!(f32, F32, float);
+impl_sample!(f64, F64, float);
+
+impl Samples {
+    /// A buffer of `len` zeros of the given type.
+    pub fn zeros(dtype: DataType, len: usize) -> Self {
+        match dtype {
+            DataType::U8 => Self::U8(vec![0; len]),
+            DataType::I8 => Self::I8(vec![0; len]),
+            DataType::U16 => Self::U16(vec![0; len]),
+            DataType::I16 => Self::I16(vec![0; len]),
+            DataType::U32 => Self::U32(vec![0; len]),
+            DataType::I32 => Self::I32(vec![0; len]),
+            DataType::F32 => Self::F32(vec![0.0; len]),
+            DataType::F64 => Self::F64(vec![0.0; len]),
+        }
+    }
+
+    pub fn dtype(&self) -> DataType {
+        match self {
+            Self::U8(_) => DataType::U8,
+            Self::I8(_) => DataType::I8,
+            Self::U16(_) => DataType::U16,
+            Self::I16(_) => DataType::I16,
+            Self::U32(_) => DataType::U32,
+            Self::I32(_) => DataType::I32,
+            Self::F32(_) => DataType::F32,
+            Self::F64(_) => DataType::F64,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        with_samples!(self, v => v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sample `i` as f64 (for statistics and products, not for hot loops).
+    pub fn get_f64(&self, i: usize) -> f64 {
+        with_samples!(self, v => v[i].to_f64())
+    }
+
+    /// Size of the buffer in bytes (for cache weights).
+    pub fn size_bytes(&self) -> usize {
+        self.len() * self.dtype().size_bytes()
+    }
+
+    /// Little-endian bytes of all samples (for `.npy` and GeoTIFF output).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        with_samples!(self, v => v.iter().flat_map(|s| s.to_le_bytes()).collect())
+    }
+}

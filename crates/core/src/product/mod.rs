@@ -1,0 +1,1 @@
+//! Products made from a warped tile: stretch, colormaps, RGB composition, image encoders.

@@ -1,0 +1,1 @@
+//! Tile matrix sets (WebMercatorQuad first) and tile math.

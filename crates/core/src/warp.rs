@@ -1,0 +1,1 @@
+//! Warping source rasters into a destination grid (nearest, bilinear, cubic), mask-aware.

@@ -1,0 +1,1 @@
+//! `kiln-storage`: where bytes come from.
