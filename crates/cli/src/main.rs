@@ -1,3 +1,58 @@
-//! The `kiln` binary.
+//! The `kiln` binary: argument parsing, configuration and output; all work is in `kiln-engine`.
 
-fn main() {}
+mod info;
+mod tile;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Kiln: a raster tile server, catalog and pyramid renderer for GeoTIFFs.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a JSON description of a GeoTIFF: size, bands, type, CRS, bounds, overviews, COG check.
+    Info(info::InfoArgs),
+    /// Render one WebMercatorQuad tile of a GeoTIFF to .npy, .tif, .png, .jpg or .webp.
+    Tile(tile::TileArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Info(args) => info::run(args).await,
+            Command::Tile(args) => tile::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -10,7 +10,15 @@ pub mod decode;
 pub mod error;
 pub mod geokeys;
 pub mod header;
+mod ifd;
+mod layout;
 pub mod write;
 
+pub use decode::{decode_block, sparse_block, Block};
 pub use error::CogError;
-pub use header::{Compression, ImageIfd, Photometric, Planar, Predictor, RangeData, TiffHeader};
+pub use geokeys::{GeoKeyValue, GeoKeys};
+pub use header::{
+    Compression, Georef, ImageIfd, Photometric, Planar, Predictor, RangeData, RasterType,
+    TiffHeader,
+};
+pub use layout::gdal_structural_metadata;

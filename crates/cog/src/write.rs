@@ -1,1 +1,515 @@
 //! Writing GeoTIFFs (single tiles now; the COG writer of `kiln optimize` later).
+//!
+//! [`write_geotiff_tile`] turns a rendered [`Raster`] into a small self-contained GeoTIFF:
+//! classic little-endian TIFF, one deflate-compressed strip per band (planar), the source
+//! sample type, georeferencing as ModelPixelScale + ModelTiepoint (or ModelTransformation when
+//! the grid is rotated or not north-up), GeoKeys naming the EPSG code, and GDAL_NODATA.
+//! Masked pixels are written as the nodata value. Without a nodata value, a tile with masked
+//! pixels gets a GDAL-style internal mask instead: a second IFD (NewSubfileType = mask,
+//! PhotometricInterpretation = transparency mask, 1 bit per pixel, 1 = valid), which GDAL
+//! reads as a per-dataset mask for every sample type, unlike an alpha band (Byte/UInt16 only).
+
+use kiln_core::dtype::Sample;
+use kiln_core::{with_samples, Crs, DataType, GeoTransform, Raster};
+use libdeflater::{CompressionLvl, Compressor};
+
+use crate::CogError;
+
+// TIFF tags written here.
+const TAG_NEW_SUBFILE_TYPE: u16 = 254;
+const TAG_IMAGE_WIDTH: u16 = 256;
+const TAG_IMAGE_LENGTH: u16 = 257;
+const TAG_BITS_PER_SAMPLE: u16 = 258;
+const TAG_COMPRESSION: u16 = 259;
+const TAG_PHOTOMETRIC: u16 = 262;
+const TAG_STRIP_OFFSETS: u16 = 273;
+const TAG_SAMPLES_PER_PIXEL: u16 = 277;
+const TAG_ROWS_PER_STRIP: u16 = 278;
+const TAG_STRIP_BYTE_COUNTS: u16 = 279;
+const TAG_PLANAR_CONFIGURATION: u16 = 284;
+const TAG_EXTRA_SAMPLES: u16 = 338;
+const TAG_SAMPLE_FORMAT: u16 = 339;
+const TAG_MODEL_PIXEL_SCALE: u16 = 33550;
+const TAG_MODEL_TIEPOINT: u16 = 33922;
+const TAG_MODEL_TRANSFORMATION: u16 = 34264;
+const TAG_GEO_KEY_DIRECTORY: u16 = 34735;
+const TAG_GDAL_NODATA: u16 = 42113;
+
+// GeoKeys.
+const KEY_GT_MODEL_TYPE: u16 = 1024;
+const KEY_GT_RASTER_TYPE: u16 = 1025;
+const KEY_GEOGRAPHIC_TYPE: u16 = 2048;
+const KEY_PROJECTED_CS_TYPE: u16 = 3072;
+const MODEL_TYPE_PROJECTED: u16 = 1;
+const MODEL_TYPE_GEOGRAPHIC: u16 = 2;
+const RASTER_PIXEL_IS_AREA: u16 = 1;
+
+const COMPRESSION_ADOBE_DEFLATE: u16 = 8;
+const PHOTOMETRIC_MIN_IS_BLACK: u16 = 1;
+const PHOTOMETRIC_MASK: u16 = 4;
+const SUBFILE_MASK: u32 = 4;
+const EXTRA_SAMPLE_UNSPECIFIED: u16 = 0;
+
+/// A TIFF field value, by TIFF type.
+enum Value {
+    Ascii(Vec<u8>),
+    Short(Vec<u16>),
+    Long(Vec<u32>),
+    Double(Vec<f64>),
+}
+
+impl Value {
+    fn type_code(&self) -> u16 {
+        match self {
+            Self::Ascii(_) => 2,
+            Self::Short(_) => 3,
+            Self::Long(_) => 4,
+            Self::Double(_) => 12,
+        }
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            Self::Ascii(v) => v.len(),
+            Self::Short(v) => v.len(),
+            Self::Long(v) => v.len(),
+            Self::Double(v) => v.len(),
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Ascii(v) => v.clone(),
+            Self::Short(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Self::Long(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Self::Double(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+}
+
+fn too_large(reason: String) -> CogError {
+    CogError::TooLarge {
+        what: "GeoTIFF tile",
+        reason,
+    }
+}
+
+fn unsupported(feature: String) -> CogError {
+    CogError::Unsupported { feature }
+}
+
+/// Little-endian output of one sample, for the strip bodies.
+trait LeSample: Sample {
+    fn put(self, out: &mut Vec<u8>);
+}
+
+macro_rules! le_sample {
+    ($($t:ty),*) => {$(
+        impl LeSample for $t {
+            #[inline]
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+le_sample!(u8, i8, u16, i16, u32, i32, f32, f64);
+
+/// Uncompressed little-endian planes, one per band, masked pixels set to `nodata` if given.
+fn planes<T: LeSample>(
+    samples: &[T],
+    mask: &[u8],
+    bands: usize,
+    nodata: Option<f64>,
+) -> Vec<Vec<u8>> {
+    let n = mask.len();
+    let fill = nodata.map(T::from_f64);
+    let mut out = Vec::with_capacity(bands);
+    for band in samples.chunks_exact(n.max(1)).take(bands) {
+        let mut bytes = Vec::with_capacity(n * std::mem::size_of::<T>());
+        for (&s, &m) in band.iter().zip(mask) {
+            match fill {
+                Some(f) if m == 0 => f.put(&mut bytes),
+                _ => s.put(&mut bytes),
+            }
+        }
+        out.push(bytes);
+    }
+    out
+}
+
+/// The mask as a 1-bit image: rows padded to whole bytes, most significant bit first, 1 where
+/// the pixel is valid.
+fn mask_bits(mask: &[u8], width: usize) -> Vec<u8> {
+    let row_bytes = width.div_ceil(8);
+    let mut out = Vec::with_capacity(row_bytes * mask.len() / width.max(1));
+    for row in mask.chunks(width.max(1)) {
+        let mut bytes = vec![0u8; row_bytes];
+        for (x, &m) in row.iter().enumerate() {
+            if m != 0 {
+                if let Some(b) = bytes.get_mut(x / 8) {
+                    *b |= 0x80 >> (x % 8);
+                }
+            }
+        }
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+fn deflate(compressor: &mut Compressor, plane: &[u8]) -> Result<Vec<u8>, CogError> {
+    let mut buf = vec![0u8; compressor.zlib_compress_bound(plane.len())];
+    let len = compressor
+        .zlib_compress(plane, &mut buf)
+        .map_err(|e| too_large(format!("deflate failed: {e:?}")))?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// TIFF SampleFormat: 1 unsigned, 2 signed, 3 IEEE float.
+fn sample_format(dtype: DataType) -> u16 {
+    match dtype {
+        DataType::U8 | DataType::U16 | DataType::U32 => 1,
+        DataType::I8 | DataType::I16 | DataType::I32 => 2,
+        DataType::F32 | DataType::F64 => 3,
+    }
+}
+
+/// Whether `nodata` is a value the band type can hold (NaN only for floats).
+fn nodata_fits(dtype: DataType, nodata: f64) -> bool {
+    fn roundtrips<T: Sample>(v: f64) -> bool {
+        T::from_f64(v).to_f64() == v
+    }
+    if nodata.is_nan() {
+        return dtype.is_float();
+    }
+    match dtype {
+        DataType::U8 => roundtrips::<u8>(nodata),
+        DataType::I8 => roundtrips::<i8>(nodata),
+        DataType::U16 => roundtrips::<u16>(nodata),
+        DataType::I16 => roundtrips::<i16>(nodata),
+        DataType::U32 => roundtrips::<u32>(nodata),
+        DataType::I32 => roundtrips::<i32>(nodata),
+        // Infinities and anything inside the f32 range (GDAL rounds to the nearest f32).
+        DataType::F32 => nodata.is_infinite() || nodata.abs() <= f64::from(f32::MAX),
+        DataType::F64 => true,
+    }
+}
+
+/// GDAL_NODATA text: a decimal that reads back to the same f64, or `nan`/`inf`.
+fn nodata_text(nodata: f64) -> String {
+    if nodata.is_nan() {
+        "nan".to_string()
+    } else if nodata.is_infinite() {
+        if nodata > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else if nodata == 0.0 || (1e-4..1e15).contains(&nodata.abs()) {
+        // Plain decimals for everyday values: `-9999`, `0`, `0.5`.
+        format!("{nodata}")
+    } else {
+        // Rust's `{:e}` is the shortest round-trip form, e.g. `-3.4028230607370965e38`.
+        format!("{nodata:e}")
+    }
+}
+
+/// True when the EPSG code is a geographic (longitude/latitude) CRS.
+fn is_geographic(epsg: u32) -> Result<bool, CogError> {
+    let crs = Crs::from_epsg(epsg).map_err(|e| unsupported(format!("CRS EPSG:{epsg}: {e}")))?;
+    Ok(crs.proj4.split_whitespace().any(|p| {
+        matches!(
+            p,
+            "+proj=longlat" | "+proj=latlong" | "+proj=lonlat" | "+proj=latlon"
+        )
+    }))
+}
+
+/// Georeferencing tags for `transform`: pixel scale + tie point for north-up grids (what most
+/// readers expect), the full 4x4 model transformation otherwise.
+fn georef_entries(transform: &GeoTransform) -> Result<Vec<(u16, Value)>, CogError> {
+    let g = transform.0;
+    if g.iter().any(|v| !v.is_finite()) || transform.invert().is_none() {
+        return Err(unsupported(format!("geotransform {g:?} is not invertible")));
+    }
+    if g[2] == 0.0 && g[4] == 0.0 && g[1] > 0.0 && g[5] < 0.0 {
+        Ok(vec![
+            (TAG_MODEL_PIXEL_SCALE, Value::Double(vec![g[1], -g[5], 0.0])),
+            (
+                TAG_MODEL_TIEPOINT,
+                Value::Double(vec![0.0, 0.0, 0.0, g[0], g[3], 0.0]),
+            ),
+        ])
+    } else {
+        Ok(vec![(
+            TAG_MODEL_TRANSFORMATION,
+            Value::Double(vec![
+                g[1], g[2], 0.0, g[0], //
+                g[4], g[5], 0.0, g[3], //
+                0.0, 0.0, 0.0, 0.0, //
+                0.0, 0.0, 0.0, 1.0,
+            ]),
+        )])
+    }
+}
+
+fn geokey_directory(epsg: u32, geographic: bool) -> Result<Value, CogError> {
+    let code = u16::try_from(epsg)
+        .map_err(|_| unsupported(format!("EPSG:{epsg} does not fit a GeoKey (max 65535)")))?;
+    let (model, crs_key) = if geographic {
+        (MODEL_TYPE_GEOGRAPHIC, KEY_GEOGRAPHIC_TYPE)
+    } else {
+        (MODEL_TYPE_PROJECTED, KEY_PROJECTED_CS_TYPE)
+    };
+    // Header: version 1, revision 1.0, key count; then (key, location 0 = inline, count 1,
+    // value) per key, in ascending key order.
+    Ok(Value::Short(vec![
+        1,
+        1,
+        0,
+        3,
+        KEY_GT_MODEL_TYPE,
+        0,
+        1,
+        model,
+        KEY_GT_RASTER_TYPE,
+        0,
+        1,
+        RASTER_PIXEL_IS_AREA,
+        crs_key,
+        0,
+        1,
+        code,
+    ]))
+}
+
+fn to_u32(v: usize, what: &str) -> Result<u32, CogError> {
+    u32::try_from(v).map_err(|_| too_large(format!("{what} {v} exceeds classic TIFF's 32 bits")))
+}
+
+/// One image directory to write: its tags (StripOffsets as a placeholder of the right length)
+/// and its compressed strips.
+struct IfdPlan {
+    entries: Vec<(u16, Value)>,
+    strips: Vec<Vec<u8>>,
+}
+
+/// Where everything of one IFD goes in the file.
+struct IfdLayout {
+    offset: u64,
+    value_offsets: Vec<Option<u64>>,
+}
+
+/// Lays the IFDs out (each followed by its out-of-line values, 8-byte aligned), then all
+/// strips, fills in StripOffsets and serializes the file.
+fn assemble(mut ifds: Vec<IfdPlan>) -> Result<Vec<u8>, CogError> {
+    let mut cursor: u64 = 8;
+    let mut layouts = Vec::with_capacity(ifds.len());
+    for ifd in &mut ifds {
+        ifd.entries.sort_by_key(|(tag, _)| *tag);
+        cursor = cursor.next_multiple_of(8);
+        let offset = cursor;
+        cursor += 2 + 12 * ifd.entries.len() as u64 + 4;
+        let mut value_offsets = Vec::with_capacity(ifd.entries.len());
+        for (_, value) in &ifd.entries {
+            let len = value.bytes().len() as u64;
+            if len > 4 {
+                cursor = cursor.next_multiple_of(8);
+                value_offsets.push(Some(cursor));
+                cursor += len;
+            } else {
+                value_offsets.push(None);
+            }
+        }
+        layouts.push(IfdLayout {
+            offset,
+            value_offsets,
+        });
+    }
+    let data_start = cursor.next_multiple_of(8);
+    let mut end = data_start;
+    for ifd in &mut ifds {
+        let mut offsets = Vec::with_capacity(ifd.strips.len());
+        for s in &ifd.strips {
+            offsets.push(u32::try_from(end).map_err(|_| too_large(format!("strip offset {end}")))?);
+            end = end
+                .checked_add(s.len() as u64)
+                .ok_or_else(|| too_large("file size overflows".to_string()))?;
+        }
+        for (tag, value) in &mut ifd.entries {
+            if *tag == TAG_STRIP_OFFSETS {
+                *value = Value::Long(offsets.clone());
+            }
+        }
+    }
+    if end > u64::from(u32::MAX) {
+        return Err(too_large(format!(
+            "{end} bytes exceed classic TIFF's 4 GiB"
+        )));
+    }
+    let total = usize::try_from(end).map_err(|_| too_large(format!("{end} bytes")))?;
+    let to_usize = |v: u64| usize::try_from(v).map_err(|_| too_large(format!("offset {v}")));
+    let to_u32_off = |v: u64| u32::try_from(v).map_err(|_| too_large(format!("offset {v}")));
+
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(b"II");
+    out.extend_from_slice(&42u16.to_le_bytes());
+    let first = layouts.first().map_or(0, |l| l.offset);
+    out.extend_from_slice(&to_u32_off(first)?.to_le_bytes());
+    for (i, (ifd, layout)) in ifds.iter().zip(&layouts).enumerate() {
+        out.resize(to_usize(layout.offset)?, 0);
+        let count = u16::try_from(ifd.entries.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&count.to_le_bytes());
+        for ((tag, value), off) in ifd.entries.iter().zip(&layout.value_offsets) {
+            out.extend_from_slice(&tag.to_le_bytes());
+            out.extend_from_slice(&value.type_code().to_le_bytes());
+            out.extend_from_slice(&to_u32(value.count(), "value count")?.to_le_bytes());
+            match off {
+                Some(off) => out.extend_from_slice(&to_u32_off(*off)?.to_le_bytes()),
+                None => {
+                    // Values of up to 4 bytes sit in the entry, left-justified.
+                    let mut inline = value.bytes();
+                    inline.resize(4, 0);
+                    out.extend_from_slice(&inline);
+                }
+            }
+        }
+        let next = layouts.get(i + 1).map_or(0, |l| l.offset);
+        out.extend_from_slice(&to_u32_off(next)?.to_le_bytes());
+        for ((_, value), off) in ifd.entries.iter().zip(&layout.value_offsets) {
+            if let Some(off) = off {
+                out.resize(to_usize(*off)?, 0);
+                out.extend_from_slice(&value.bytes());
+            }
+        }
+    }
+    out.resize(to_usize(data_start)?, 0);
+    for ifd in &ifds {
+        for s in &ifd.strips {
+            out.extend_from_slice(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `raster` as a GeoTIFF in the CRS `epsg`, georeferenced by `transform` (GDAL order,
+/// pixel corners). Masked pixels get `nodata`; see the module docs for the layout.
+pub fn write_geotiff_tile(
+    raster: &Raster,
+    transform: &GeoTransform,
+    epsg: u32,
+    nodata: Option<f64>,
+) -> Result<Vec<u8>, CogError> {
+    let (w, h, bands) = (raster.width, raster.height, raster.bands);
+    let n = w
+        .checked_mul(h)
+        .ok_or_else(|| too_large(format!("{w}x{h} pixels")))?;
+    if n == 0 || bands == 0 {
+        return Err(unsupported(format!(
+            "empty raster ({w}x{h}, {bands} bands)"
+        )));
+    }
+    if n.checked_mul(bands) != Some(raster.samples.len()) || raster.mask.len() != n {
+        return Err(CogError::Malformed {
+            reason: format!(
+                "{w}x{h}x{bands} raster holds {} samples and a mask of {}",
+                raster.samples.len(),
+                raster.mask.len()
+            ),
+        });
+    }
+    let dtype = raster.dtype();
+    if let Some(nd) = nodata {
+        if !nodata_fits(dtype, nd) {
+            return Err(unsupported(format!(
+                "nodata {nd} cannot be stored in {}",
+                dtype.name()
+            )));
+        }
+    }
+    let geographic = is_geographic(epsg)?;
+    let geokeys = geokey_directory(epsg, geographic)?;
+    let georef = georef_entries(transform)?;
+    let spp = u16::try_from(bands).map_err(|_| too_large(format!("{bands} bands")))?;
+    let (width, height) = (to_u32(w, "width")?, to_u32(h, "height")?);
+
+    let mut compressor = Compressor::new(CompressionLvl::default());
+    let raw = with_samples!(&raster.samples, v => planes(v, &raster.mask, bands, nodata));
+    let strips = raw
+        .iter()
+        .map(|p| deflate(&mut compressor, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    drop(raw);
+
+    let bits = u16::try_from(dtype.size_bytes() * 8).unwrap_or(8);
+    let mut entries: Vec<(u16, Value)> = vec![
+        (TAG_IMAGE_WIDTH, Value::Long(vec![width])),
+        (TAG_IMAGE_LENGTH, Value::Long(vec![height])),
+        (TAG_BITS_PER_SAMPLE, Value::Short(vec![bits; bands])),
+        (
+            TAG_COMPRESSION,
+            Value::Short(vec![COMPRESSION_ADOBE_DEFLATE]),
+        ),
+        (
+            TAG_PHOTOMETRIC,
+            Value::Short(vec![PHOTOMETRIC_MIN_IS_BLACK]),
+        ),
+        (TAG_STRIP_OFFSETS, Value::Long(vec![0; bands])),
+        (TAG_SAMPLES_PER_PIXEL, Value::Short(vec![spp])),
+        (TAG_ROWS_PER_STRIP, Value::Long(vec![height])),
+        (TAG_STRIP_BYTE_COUNTS, strip_counts(&strips)?),
+        (
+            TAG_PLANAR_CONFIGURATION,
+            Value::Short(vec![if bands > 1 { 2 } else { 1 }]),
+        ),
+        (
+            TAG_SAMPLE_FORMAT,
+            Value::Short(vec![sample_format(dtype); bands]),
+        ),
+        (TAG_GEO_KEY_DIRECTORY, geokeys),
+    ];
+    if bands > 1 {
+        // MinIsBlack has one colour sample; every further sample must be declared.
+        entries.push((
+            TAG_EXTRA_SAMPLES,
+            Value::Short(vec![EXTRA_SAMPLE_UNSPECIFIED; bands - 1]),
+        ));
+    }
+    entries.extend(georef);
+    if let Some(nd) = nodata {
+        let mut text = nodata_text(nd).into_bytes();
+        text.push(0);
+        entries.push((TAG_GDAL_NODATA, Value::Ascii(text)));
+    }
+    let mut ifds = vec![IfdPlan { entries, strips }];
+
+    if nodata.is_none() && raster.mask.contains(&0) {
+        let strip = deflate(&mut compressor, &mask_bits(&raster.mask, w))?;
+        let strips = vec![strip];
+        ifds.push(IfdPlan {
+            entries: vec![
+                (TAG_NEW_SUBFILE_TYPE, Value::Long(vec![SUBFILE_MASK])),
+                (TAG_IMAGE_WIDTH, Value::Long(vec![width])),
+                (TAG_IMAGE_LENGTH, Value::Long(vec![height])),
+                (TAG_BITS_PER_SAMPLE, Value::Short(vec![1])),
+                (
+                    TAG_COMPRESSION,
+                    Value::Short(vec![COMPRESSION_ADOBE_DEFLATE]),
+                ),
+                (TAG_PHOTOMETRIC, Value::Short(vec![PHOTOMETRIC_MASK])),
+                (TAG_STRIP_OFFSETS, Value::Long(vec![0])),
+                (TAG_SAMPLES_PER_PIXEL, Value::Short(vec![1])),
+                (TAG_ROWS_PER_STRIP, Value::Long(vec![height])),
+                (TAG_STRIP_BYTE_COUNTS, strip_counts(&strips)?),
+            ],
+            strips,
+        });
+    }
+    assemble(ifds)
+}
+
+fn strip_counts(strips: &[Vec<u8>]) -> Result<Value, CogError> {
+    Ok(Value::Long(
+        strips
+            .iter()
+            .map(|s| to_u32(s.len(), "strip size"))
+            .collect::<Result<_, _>>()?,
+    ))
+}

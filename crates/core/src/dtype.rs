@@ -129,6 +129,17 @@ macro_rules! impl_sample {
         }
     };
 }
+macro_rules! impl_from_vec {
+    ($($t:ty => $v:ident),*) => {$(
+        impl From<Vec<$t>> for Samples {
+            fn from(v: Vec<$t>) -> Self {
+                Samples::$v(v)
+            }
+        }
+    )*};
+}
+impl_from_vec!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32, f32 => F32, f64 => F64);
+
 impl_sample!(u8, U8, int);
 impl_sample!(i8, I8, int);
 impl_sample!(u16, U16, int);

@@ -1,1 +1,20 @@
-//! `kiln-engine`: the use cases.
+//! `kiln-engine`: Kiln's use cases, with no HTTP and no CLI.
+//!
+//! Owns opening sources (fetching and caching parsed headers by source identity), the
+//! decoded-block cache, the bounded CPU pool, and [`Engine::read_tile`]: the pipeline from a
+//! tile request to a warped [`kiln_core::Raster`] (source window planning, overview choice,
+//! async block fetch, decode, mask building, warp, compositing by precedence). Products and
+//! encoders are applied on top by [`render`].
+
+mod error;
+mod header_fetch;
+mod info;
+mod pool;
+pub mod render;
+mod source;
+mod window;
+
+pub use error::EngineError;
+pub use info::{source_info, SourceInfo};
+pub use pool::CpuPool;
+pub use source::{Engine, EngineConfig, OpenSource, TileRequest};

@@ -1,0 +1,31 @@
+//! `kiln info FILE`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use kiln_engine::{Engine, EngineConfig};
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The GeoTIFF to describe.
+    file: PathBuf,
+}
+
+pub async fn run(args: InfoArgs) -> anyhow::Result<()> {
+    let engine = Engine::new(&EngineConfig {
+        cpu_threads: 1,
+        ..EngineConfig::default()
+    })?;
+    let info = engine
+        .describe_path(&args.file)
+        .await
+        .with_context(|| format!("cannot describe {}", args.file.display()))?;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`kiln info f | head`) is not an error worth a message.
+    match writeln!(out, "{}", serde_json::to_string_pretty(&info)?) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}

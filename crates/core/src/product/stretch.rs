@@ -1,0 +1,297 @@
+//! Linear contrast stretch of one band to 8 bits.
+//!
+//! Two output conventions exist and both are needed:
+//! - palette indices `1..=255` for single-band tiles, Terracotta's `to_uint8`, which keeps `0`
+//!   free to mean "transparent" in an indexed PNG;
+//! - plain bytes `0..=255` for RGB composites, where transparency lives in an alpha channel.
+//!
+//! Both follow Terracotta's `contrast_stretch` exactly: `(v - min) * (out_span / (max - min)) +
+//! out_min` in f64, clipped to the output range, rounded half to even (`np.rint`); when
+//! `max - min` is at most 1e-8 the scaling step is skipped (so the output is `v - min +
+//! out_min`, clipped). Masked pixels, and values that are not finite (Terracotta masks those
+//! when it reads), become `0`.
+
+use crate::dtype::Sample;
+use crate::raster::Raster;
+use crate::{with_samples, CoreError};
+
+/// A validated stretch range in data units: both ends finite and `min <= max`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stretch {
+    min: f64,
+    max: f64,
+}
+
+impl Stretch {
+    pub fn new(min: f64, max: f64) -> Result<Self, CoreError> {
+        if !min.is_finite() || !max.is_finite() {
+            return Err(CoreError::invalid(
+                "stretch range",
+                format!("bounds must be finite numbers, got [{min}, {max}]"),
+            ));
+        }
+        if max < min {
+            return Err(CoreError::invalid(
+                "stretch range",
+                format!("upper bound {max} is below lower bound {min}"),
+            ));
+        }
+        Ok(Self { min, max })
+    }
+
+    pub fn min(&self) -> f64 {
+        self.min
+    }
+
+    pub fn max(&self) -> f64 {
+        self.max
+    }
+
+    /// Terracotta's `to_uint8` for one value: `1..=255`, or `0` when `v` is not finite.
+    pub fn to_index(&self, v: f64) -> u8 {
+        LinearMap::new(*self, 1.0).apply(v)
+    }
+
+    /// The same stretch onto `0..=255` (for RGB), or `0` when `v` is not finite.
+    pub fn to_byte(&self, v: f64) -> u8 {
+        LinearMap::new(*self, 0.0).apply(v)
+    }
+}
+
+/// The precomputed affine map of a [`Stretch`] onto `out_min..=255`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinearMap {
+    in_min: f64,
+    scale: f64,
+    out_min: f64,
+}
+
+/// 2^52: adding then subtracting it rounds any `0 <= x < 2^52` to the nearest integer, ties to
+/// even, using the FPU's default rounding mode. This is `np.rint` without a libm call per pixel
+/// (a baseline x86-64 build has no `roundsd`).
+const RINT_MAGIC: f64 = 4_503_599_627_370_496.0;
+
+impl LinearMap {
+    pub(crate) fn new(stretch: Stretch, out_min: f64) -> Self {
+        let norm = stretch.max - stretch.min;
+        // Terracotta skips the multiplication (scale 1) for a degenerate range.
+        let scale = if norm.abs() > 1e-8 {
+            (255.0 - out_min) / norm
+        } else {
+            1.0
+        };
+        Self {
+            in_min: stretch.min,
+            scale,
+            out_min,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn apply(&self, v: f64) -> u8 {
+        let x = (v - self.in_min) * self.scale + self.out_min;
+        // `max`/`min` return the non-NaN operand, so NaN would clip to `out_min`; non-finite
+        // inputs are handled by the select below instead.
+        let clipped = x.max(self.out_min).min(255.0);
+        let rounded = (clipped + RINT_MAGIC) - RINT_MAGIC;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let byte = rounded as u8;
+        if v.is_finite() {
+            byte
+        } else {
+            0
+        }
+    }
+}
+
+/// The samples of `band` and the mask of `raster`, after checking that the raster's buffers
+/// are as long as its declared size.
+pub(crate) fn band_and_mask<T: Sample>(
+    raster: &Raster,
+    samples: &[T],
+    band: usize,
+) -> Result<(usize, usize), CoreError> {
+    if band >= raster.bands {
+        return Err(CoreError::invalid(
+            "band",
+            format!("band {band} requested but the raster has {}", raster.bands),
+        ));
+    }
+    let n = raster
+        .width
+        .checked_mul(raster.height)
+        .ok_or_else(|| CoreError::invalid("raster", "width x height overflows"))?;
+    let needed = n
+        .checked_mul(raster.bands)
+        .ok_or_else(|| CoreError::invalid("raster", "sample count overflows"))?;
+    if samples.len() < needed || raster.mask.len() != n {
+        return Err(CoreError::invalid(
+            "raster",
+            format!(
+                "{}x{}x{} raster holds {} samples and a mask of {}",
+                raster.width,
+                raster.height,
+                raster.bands,
+                samples.len(),
+                raster.mask.len()
+            ),
+        ));
+    }
+    Ok((band * n, n))
+}
+
+fn map_band<T: Sample>(src: &[T], mask: &[u8], map: &LinearMap, out: &mut [u8]) {
+    for ((o, &s), &m) in out.iter_mut().zip(src).zip(mask) {
+        let v = map.apply(s.to_f64());
+        *o = if m == 0 { 0 } else { v };
+    }
+}
+
+fn stretch_band(raster: &Raster, band: usize, map: &LinearMap) -> Result<Vec<u8>, CoreError> {
+    with_samples!(&raster.samples, v => {
+        let (start, n) = band_and_mask(raster, v, band)?;
+        let mut out = vec![0u8; n];
+        // `band_and_mask` checked `start + n <= v.len()`; `get` keeps this panic-free anyway.
+        let src = v.get(start..start + n).unwrap_or(&[]);
+        map_band(src, &raster.mask, map, &mut out);
+        Ok(out)
+    })
+}
+
+/// Stretches `band` to palette indices: `0` where masked or not finite, else `1..=255`
+/// (Terracotta's `to_uint8`).
+pub fn stretch_to_index(
+    raster: &Raster,
+    band: usize,
+    stretch: Stretch,
+) -> Result<Vec<u8>, CoreError> {
+    stretch_band(raster, band, &LinearMap::new(stretch, 1.0))
+}
+
+/// Stretches `band` to `0..=255`; masked and non-finite pixels are `0` (the caller carries
+/// transparency in an alpha channel).
+pub fn stretch_to_byte(
+    raster: &Raster,
+    band: usize,
+    stretch: Stretch,
+) -> Result<Vec<u8>, CoreError> {
+    stretch_band(raster, band, &LinearMap::new(stretch, 0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::Samples;
+
+    fn raster_f32(values: Vec<f32>, mask: Vec<u8>) -> Raster {
+        Raster {
+            width: values.len(),
+            height: 1,
+            bands: 1,
+            samples: Samples::F32(values),
+            mask,
+        }
+    }
+
+    #[test]
+    fn rejects_bad_ranges() {
+        assert!(Stretch::new(1.0, 0.0).is_err());
+        assert!(Stretch::new(f64::NAN, 1.0).is_err());
+        assert!(Stretch::new(0.0, f64::INFINITY).is_err());
+        assert!(Stretch::new(3.0, 3.0).is_ok());
+    }
+
+    #[test]
+    fn index_matches_terracotta_formula() {
+        // Expected values from Terracotta's to_uint8 in numpy:
+        //   np.rint(np.clip((np.array(v, 'float64') - 0) * (254 / 100) + 1, 1, 255)).astype('uint8')
+        // for v = [-5, 0, 0.5, 25, 49.80314960629921, 50, 99.9, 100, 1000]
+        let s = Stretch::new(0.0, 100.0).unwrap();
+        let got: Vec<u8> = [
+            -5.0,
+            0.0,
+            0.5,
+            25.0,
+            49.803_149_606_299_21,
+            50.0,
+            99.9,
+            100.0,
+            1e3,
+        ]
+        .iter()
+        .map(|&v| s.to_index(v))
+        .collect();
+        // 25 -> 64.5 -> 64 and 49.803... -> 127.5 (inexactly 126.5 + 1) -> 127: ties go to even.
+        assert_eq!(got, vec![1, 1, 2, 64, 127, 128, 255, 255, 255]);
+    }
+
+    #[test]
+    fn ties_round_to_even() {
+        // min 0, max 254: v maps to v + 1, so v = 1.5 -> 2.5 -> 2 and v = 2.5 -> 3.5 -> 4.
+        let s = Stretch::new(0.0, 254.0).unwrap();
+        assert_eq!(s.to_index(1.5), 2);
+        assert_eq!(s.to_index(2.5), 4);
+        // Bytes: min 0, max 255 is the identity; 0.5 -> 0, 1.5 -> 2, 254.5 -> 254.
+        let b = Stretch::new(0.0, 255.0).unwrap();
+        assert_eq!(
+            [b.to_byte(0.5), b.to_byte(1.5), b.to_byte(254.5)],
+            [0, 2, 254]
+        );
+    }
+
+    #[test]
+    fn degenerate_range_skips_scaling() {
+        // |max - min| <= 1e-8: Terracotta computes v - min + 1, then clips.
+        let s = Stretch::new(10.0, 10.0).unwrap();
+        assert_eq!(s.to_index(10.0), 1);
+        assert_eq!(s.to_index(12.0), 3);
+        assert_eq!(s.to_index(9.0), 1);
+        assert_eq!(s.to_index(1e6), 255);
+    }
+
+    #[test]
+    fn band_handles_mask_nan_and_out_of_range() {
+        let r = raster_f32(
+            vec![-1.0, 0.0, 10.0, 20.0, f32::NAN, f32::INFINITY, 5.0],
+            vec![255, 255, 255, 255, 255, 255, 0],
+        );
+        let s = Stretch::new(0.0, 10.0).unwrap();
+        assert_eq!(
+            stretch_to_index(&r, 0, s).unwrap(),
+            vec![1, 1, 255, 255, 0, 0, 0]
+        );
+        assert_eq!(
+            stretch_to_byte(&r, 0, s).unwrap(),
+            vec![0, 0, 255, 255, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn integer_bands_and_band_selection() {
+        let r = Raster {
+            width: 2,
+            height: 1,
+            bands: 2,
+            samples: Samples::I16(vec![-100, 100, 0, 50]),
+            mask: vec![255, 255],
+        };
+        let s = Stretch::new(-100.0, 100.0).unwrap();
+        assert_eq!(stretch_to_byte(&r, 0, s).unwrap(), vec![0, 255]);
+        // numpy: np.rint(np.clip((np.array([0., 50.]) + 100) * (255 / 200), 0, 255)) == [127, 191]
+        // (100 * 1.275 is 127.49999999999999 in f64).
+        assert_eq!(stretch_to_byte(&r, 1, s).unwrap(), vec![127, 191]);
+        assert!(stretch_to_byte(&r, 2, s).is_err());
+    }
+
+    #[test]
+    fn inconsistent_raster_is_an_error_not_a_panic() {
+        let r = Raster {
+            width: 4,
+            height: 4,
+            bands: 1,
+            samples: Samples::U8(vec![0; 3]),
+            mask: vec![255; 16],
+        };
+        assert!(stretch_to_index(&r, 0, Stretch::new(0.0, 1.0).unwrap()).is_err());
+    }
+}

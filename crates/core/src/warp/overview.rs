@@ -1,0 +1,193 @@
+//! Which overview level to read for a destination grid, the way rio-tiler + GDAL choose it.
+//!
+//! rio-tiler's `Reader.tile()` reprojects through a `WarpedVRT` whose size is the tile's extent
+//! divided by the source's native resolution in the tile CRS (or the tile size when
+//! over-zooming), then reads it into the 256/512 px tile. That read is a downsampling, so GDAL
+//! (`VRTWarpedRasterBand::GetBestOverviewLevel` / `GDALBandGetBestOverviewLevel2`) picks an
+//! overview of the warped VRT, each one being the same warp from a source overview. When the
+//! source is already in the tile CRS, rio-tiler reads a window with `out_shape` and GDAL makes
+//! the same choice on the source's own overviews.
+
+use crate::crs::{Crs, Transformer};
+use crate::geo::GeoTransform;
+use crate::CoreError;
+
+use super::{GridSpec, Resampling};
+
+/// rio-tiler's latitude crop for global EPSG:4326 sources read in EPSG:3857.
+const RIO_TILER_MAX_LAT: f64 = 85.06;
+
+pub(super) fn choose(
+    dst: &GridSpec,
+    dst_crs: &Crs,
+    src_transform: &GeoTransform,
+    src_crs: &Crs,
+    levels: &[(usize, usize)],
+    resampling: Resampling,
+) -> Result<usize, CoreError> {
+    let Some(&(full_w, full_h)) = levels.first() else {
+        return Err(CoreError::invalid("overviews", "no source level given"));
+    };
+    if full_w == 0 || full_h == 0 || dst.width == 0 || dst.height == 0 {
+        return Err(CoreError::invalid(
+            "overviews",
+            "source and destination sizes must be non-zero",
+        ));
+    }
+    if levels.len() == 1 {
+        return Ok(0);
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let (out_w, out_h) = (dst.width as f64, dst.height as f64);
+    let (dst_res_x, dst_res_y) = dst.transform.resolution();
+    let extent_w = dst_res_x * out_w;
+    let extent_h = dst_res_y * out_h;
+
+    let to_dst = Transformer::new(src_crs, dst_crs)?;
+    // The size of the dataset rio-tiler asks GDAL to read from, before reducing it to the
+    // output size, and the downsampling factor of each overview relative to it.
+    let (read_w, read_h, factors): (f64, f64, Vec<f64>) = if to_dst.is_identity() {
+        let (sx, sy) = src_transform.resolution();
+        let read_w = (extent_w / sx).round();
+        let read_h = (extent_h / sy).round();
+        #[allow(clippy::cast_precision_loss)]
+        let factors = levels
+            .iter()
+            .map(|&(w, h)| {
+                if w == 0 || h == 0 {
+                    f64::INFINITY
+                } else {
+                    (full_w as f64 / w as f64).min(full_h as f64 / h as f64)
+                }
+            })
+            .collect();
+        (read_w, read_h, factors)
+    } else {
+        let (native_x, native_y) =
+            native_resolution(&to_dst, src_transform, src_crs, dst_crs, full_w, full_h)?;
+        // rio-tiler: keep the native resolution unless the output is finer (over-zoom).
+        let res_x = native_x.min(dst_res_x);
+        let res_y = native_y.min(dst_res_y);
+        let vrt_w = (extent_w / res_x).round_ties_even().max(1.0);
+        let vrt_h = (extent_h / res_y).round_ties_even().max(1.0);
+        #[allow(clippy::cast_precision_loss)]
+        let factors = levels
+            .iter()
+            .map(|&(w, _)| {
+                if w == 0 {
+                    return f64::INFINITY;
+                }
+                // GDAL sizes the warped overview with the x ratio on both axes.
+                let ratio = full_w as f64 / w as f64;
+                let ow = (vrt_w / ratio + 0.5).floor();
+                let oh = (vrt_h / ratio + 0.5).floor();
+                if ow < 1.0 || oh < 1.0 {
+                    f64::INFINITY
+                } else {
+                    (vrt_w / ow).min(vrt_h / oh)
+                }
+            })
+            .collect();
+        (vrt_w, vrt_h, factors)
+    };
+    if !(read_w > out_w || read_h > out_h) {
+        // Not a downsampling read: GDAL does not look at overviews.
+        return Ok(0);
+    }
+    // The least reduced axis.
+    let desired = (read_w / out_w).min(read_h / out_h);
+    let threshold = match resampling {
+        Resampling::Nearest => 1.2,
+        // GDAL nudges a threshold of exactly 1 to 1.01 against numerical noise.
+        Resampling::Bilinear | Resampling::Cubic => 1.01,
+    };
+    let mut best = 0;
+    let mut best_factor = 0.0;
+    for (i, &factor) in factors.iter().enumerate().skip(1) {
+        if factor >= desired * threshold || factor <= best_factor {
+            continue;
+        }
+        best = i;
+        best_factor = factor;
+    }
+    Ok(best)
+}
+
+/// The pixel size GDAL suggests for the full-resolution source warped into `dst_crs`
+/// (`GDALSuggestedWarpOutput2`): the source diagonal's length in the destination CRS divided
+/// by its length in pixels; with rio-tiler's latitude crop for global EPSG:4326 sources.
+fn native_resolution(
+    to_dst: &Transformer,
+    src_transform: &GeoTransform,
+    src_crs: &Crs,
+    dst_crs: &Crs,
+    full_w: usize,
+    full_h: usize,
+) -> Result<(f64, f64), CoreError> {
+    #[allow(clippy::cast_precision_loss)]
+    let (mut w, mut h) = (full_w as f64, full_h as f64);
+    let mut gt = *src_transform;
+    let b = gt.bounds(full_w, full_h);
+    if src_crs.is_wgs84()
+        && dst_crs.is_web_mercator()
+        && gt.is_axis_aligned()
+        && (b.south < -RIO_TILER_MAX_LAT || b.north > RIO_TILER_MAX_LAT)
+    {
+        let south = b.south.max(-RIO_TILER_MAX_LAT);
+        let north = b.north.min(RIO_TILER_MAX_LAT);
+        let (rx, ry) = gt.resolution();
+        w = ((b.east - b.west) / rx).round();
+        h = ((north - south) / ry).round();
+        if w < 1.0 || h < 1.0 {
+            return Err(CoreError::invalid(
+                "source",
+                "no rows within the Web Mercator range",
+            ));
+        }
+        gt = GeoTransform::north_up(b.west, north, (b.east - b.west) / w, (north - south) / h);
+    }
+    // Corners first; if one fails, the diagonal of the transformed edge samples' extent.
+    let (x0, y0) = gt.apply(0.0, 0.0);
+    let (x1, y1) = gt.apply(w, h);
+    let diag = match (
+        to_dst.transform_point(x0, y0),
+        to_dst.transform_point(x1, y1),
+    ) {
+        (Some(a), Some(b)) if a.0 != b.0 && a.1 != b.1 => (b.0 - a.0).hypot(b.1 - a.1),
+        _ => {
+            let mut xs = Vec::with_capacity(84);
+            let mut ys = Vec::with_capacity(84);
+            for k in 0..=20 {
+                let f = f64::from(k) / 20.0;
+                for (c, r) in [(f * w, 0.0), (f * w, h), (0.0, f * h), (w, f * h)] {
+                    let (x, y) = gt.apply(c, r);
+                    xs.push(x);
+                    ys.push(y);
+                }
+            }
+            to_dst.transform_points(&mut xs, &mut ys)?;
+            let (mut min_x, mut min_y) = (f64::INFINITY, f64::INFINITY);
+            let (mut max_x, mut max_y) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+            for (x, y) in xs.iter().zip(&ys) {
+                if x.is_finite() && y.is_finite() {
+                    min_x = min_x.min(*x);
+                    max_x = max_x.max(*x);
+                    min_y = min_y.min(*y);
+                    max_y = max_y.max(*y);
+                }
+            }
+            (max_x - min_x).hypot(max_y - min_y)
+        }
+    };
+    let res = diag / w.hypot(h);
+    if !(res.is_finite() && res > 0.0) {
+        return Err(CoreError::unsupported(
+            "reprojection",
+            format!(
+                "cannot estimate the resolution of the source in {}",
+                dst_crs.name()
+            ),
+        ));
+    }
+    Ok((res, res))
+}

@@ -1,0 +1,531 @@
+//! Open sources, their caches, and the tile pipeline.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kiln_cog::decode::{decode_block, sparse_block, Block};
+use kiln_cog::TiffHeader;
+use kiln_core::tms::{TileCoord, TileMatrixSet};
+use kiln_core::warp::{self, GridSpec, Reprojection, Resampling};
+use kiln_core::{Crs, GeoTransform, Raster};
+use kiln_storage::{ByteRange, ByteSource, FileSource, SourceIdentity};
+
+use crate::header_fetch::fetch_header;
+use crate::window::{assemble, BlockId, MaskRule, Plane, WindowPlan};
+use crate::{CpuPool, EngineError};
+
+/// Sizes of the engine's caches and pool.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Bytes of decoded blocks kept in memory.
+    pub block_cache_bytes: u64,
+    /// Number of parsed headers kept.
+    pub header_cache_entries: u64,
+    /// CPU worker threads (0 = one per core).
+    pub cpu_threads: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            block_cache_bytes: 512 * 1024 * 1024,
+            header_cache_entries: 10_000,
+            cpu_threads: 0,
+        }
+    }
+}
+
+/// A source whose header has been read: everything needed to plan reads without I/O.
+#[derive(Debug)]
+pub struct OpenSource {
+    /// Process-unique number, the block cache's key prefix.
+    id: u64,
+    source: Arc<dyn ByteSource>,
+    header: Arc<TiffHeader>,
+    transform: GeoTransform,
+    crs: Crs,
+    /// Transformers to and from the tile CRS, built once per source.
+    to_tiles: Reprojection,
+}
+
+impl OpenSource {
+    pub fn uri(&self) -> &str {
+        &self.source.identity().uri
+    }
+
+    pub fn header(&self) -> &Arc<TiffHeader> {
+        &self.header
+    }
+
+    pub fn identity(&self) -> &SourceIdentity {
+        self.source.identity()
+    }
+
+    /// Full-resolution pixel-corner transform.
+    pub fn transform(&self) -> &GeoTransform {
+        &self.transform
+    }
+
+    pub fn crs(&self) -> &Crs {
+        &self.crs
+    }
+
+    /// 0-based index of the alpha band, if the file has one.
+    pub fn alpha_band(&self) -> Option<usize> {
+        let img = self.header.images.first()?;
+        let spp = usize::from(img.samples_per_pixel);
+        let extra = img.extra_samples.len();
+        img.extra_samples
+            .iter()
+            .position(|&e| e == 1 || e == 2)
+            .map(|i| spp - extra + i)
+    }
+
+    /// The bands a tile returns by default: all but alpha (as rio-tiler does).
+    pub fn default_bands(&self) -> Vec<usize> {
+        let n = self
+            .header
+            .images
+            .first()
+            .map_or(0, |i| usize::from(i.samples_per_pixel));
+        let alpha = self.alpha_band();
+        (0..n).filter(|b| Some(*b) != alpha).collect()
+    }
+
+    fn mask_rule(&self) -> MaskRule {
+        if self.header.masks.first().is_some_and(Option::is_some) {
+            MaskRule::Internal
+        } else if let Some(a) = self.alpha_band() {
+            MaskRule::Alpha(a)
+        } else if let Some(nd) = self.header.nodata {
+            MaskRule::Nodata(nd)
+        } else {
+            MaskRule::AllValid
+        }
+    }
+}
+
+/// What tile to render from a list of sources.
+#[derive(Debug, Clone)]
+pub struct TileRequest {
+    pub tile: TileCoord,
+    pub tile_size: usize,
+    pub resampling: Resampling,
+    /// 1-based band numbers; `None` = all bands except alpha.
+    pub bands: Option<Vec<usize>>,
+}
+
+/// Process-wide state: caches and the CPU pool. Cheap to share (`Arc` inside).
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    headers: moka::future::Cache<SourceIdentity, Arc<OpenSource>>,
+    blocks: moka::sync::Cache<(u64, BlockId), Arc<Block>>,
+    pool: CpuPool,
+    next_id: AtomicU64,
+    tms: TileMatrixSet,
+}
+
+impl Engine {
+    pub fn new(config: &EngineConfig) -> Result<Self, EngineError> {
+        let blocks = moka::sync::Cache::builder()
+            .weigher(|_k, b: &Arc<Block>| {
+                u32::try_from(b.samples.size_bytes().saturating_add(64)).unwrap_or(u32::MAX)
+            })
+            .max_capacity(config.block_cache_bytes)
+            .build();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                headers: moka::future::Cache::new(config.header_cache_entries),
+                blocks,
+                pool: CpuPool::new(config.cpu_threads)?,
+                next_id: AtomicU64::new(1),
+                tms: TileMatrixSet::web_mercator_quad(),
+            }),
+        })
+    }
+
+    pub fn pool(&self) -> &CpuPool {
+        &self.inner.pool
+    }
+
+    pub fn tile_matrix_set(&self) -> &TileMatrixSet {
+        &self.inner.tms
+    }
+
+    /// Opens a local file, reusing the parsed header when the file is unchanged.
+    pub async fn open_path(&self, path: &Path) -> Result<Arc<OpenSource>, EngineError> {
+        let src = FileSource::open(path).await?;
+        self.open(Arc::new(src)).await
+    }
+
+    /// Describes a local file from its header alone (works for files without a CRS too).
+    pub async fn describe_path(&self, path: &Path) -> Result<crate::SourceInfo, EngineError> {
+        let src = FileSource::open(path).await?;
+        let header = fetch_header(&src).await?;
+        let problems = header.cog_problems();
+        crate::source_info(&src.identity().uri, &header, problems).ok_or_else(|| {
+            EngineError::BadSource {
+                uri: src.identity().uri.clone(),
+                reason: "no image".into(),
+            }
+        })
+    }
+
+    /// Opens any byte source, reusing the parsed header cached for its identity.
+    pub async fn open(&self, source: Arc<dyn ByteSource>) -> Result<Arc<OpenSource>, EngineError> {
+        let identity = source.identity().clone();
+        let inner = self.inner.clone();
+        self.inner
+            .headers
+            .try_get_with(identity, async move {
+                let header = fetch_header(source.as_ref()).await?;
+                let uri = source.identity().uri.clone();
+                let georef = header
+                    .georef
+                    .clone()
+                    .ok_or_else(|| EngineError::Unsupported {
+                        uri: uri.clone(),
+                        reason: "no georeferencing (no geotransform or tie points)".into(),
+                    })?;
+                let crs = georef.crs.clone().ok_or_else(|| EngineError::Unsupported {
+                    uri: uri.clone(),
+                    reason: "no coordinate reference system (no GeoKeys)".into(),
+                })?;
+                if header.images.is_empty() {
+                    return Err(EngineError::BadSource {
+                        uri,
+                        reason: "no image".into(),
+                    });
+                }
+                let to_tiles = Reprojection::new(&crs, inner.tms.crs())
+                    .map_err(|e| EngineError::from_core(&uri, e))?;
+                Ok(Arc::new(OpenSource {
+                    id: inner.next_id.fetch_add(1, Ordering::Relaxed),
+                    source,
+                    header: Arc::new(header),
+                    transform: georef.transform,
+                    crs,
+                    to_tiles,
+                }))
+            })
+            .await
+            .map_err(|e: Arc<EngineError>| clone_error(&e))
+    }
+
+    /// Reads a tile of raw values: the first source that has data for a pixel wins
+    /// (precedence order), later sources fill only the pixels still empty.
+    pub async fn read_tile(
+        &self,
+        sources: &[Arc<OpenSource>],
+        req: &TileRequest,
+    ) -> Result<Raster, EngineError> {
+        if !(req.tile_size == 256 || req.tile_size == 512) {
+            return Err(EngineError::bad_request(
+                "tile_size",
+                format!("{} is not 256 or 512", req.tile_size),
+            ));
+        }
+        let grid = GridSpec {
+            transform: self
+                .inner
+                .tms
+                .tile_transform(req.tile, tile_size_u32(req.tile_size)),
+            width: req.tile_size,
+            height: req.tile_size,
+        };
+        let mut out: Option<Raster> = None;
+        for src in sources {
+            let Some(r) = self.read_source(src, &grid, req).await? else {
+                continue;
+            };
+            out = Some(match out {
+                None => r,
+                Some(acc) => composite(acc, &r, src.uri())?,
+            });
+            if out.as_ref().is_some_and(|r| r.mask.iter().all(|&m| m != 0)) {
+                break;
+            }
+        }
+        match out {
+            Some(r) => Ok(r),
+            None => {
+                let (bands, dtype) = match sources.first() {
+                    Some(s) => (
+                        req.bands
+                            .as_ref()
+                            .map_or_else(|| s.default_bands().len(), Vec::len),
+                        s.header.images[0].dtype,
+                    ),
+                    None => (1, kiln_core::DataType::U8),
+                };
+                Ok(Raster::empty(req.tile_size, req.tile_size, bands, dtype))
+            }
+        }
+    }
+
+    async fn read_source(
+        &self,
+        src: &Arc<OpenSource>,
+        grid: &GridSpec,
+        req: &TileRequest,
+    ) -> Result<Option<Raster>, EngineError> {
+        let bands = match &req.bands {
+            None => src.default_bands(),
+            Some(b) => {
+                let n = usize::from(src.header.images[0].samples_per_pixel);
+                b.iter()
+                    .map(|&i| {
+                        if i == 0 || i > n {
+                            Err(EngineError::bad_request(
+                                "bands",
+                                format!(
+                                    "band {i} does not exist ({} has {n} bands, numbered from 1)",
+                                    src.uri()
+                                ),
+                            ))
+                        } else {
+                            Ok(i - 1)
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        let plan = {
+            let (src2, grid2, resampling) = (src.clone(), *grid, req.resampling);
+            self.inner
+                .pool
+                .run(move || plan_window(&src2, &grid2, resampling, bands))
+                .await??
+        };
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        let blocks = self.fetch_blocks(src, &plan).await?;
+        let (src2, grid2, resampling) = (src.clone(), *grid, req.resampling);
+        let raster = self
+            .inner
+            .pool
+            .run(move || {
+                let window = assemble(&src2.header, &plan, &blocks)?;
+                let ifd = &src2.header.images[plan.level];
+                let level_tf = src2.transform.scaled(
+                    src2.header.images[0].width as usize,
+                    src2.header.images[0].height as usize,
+                    ifd.width as usize,
+                    ifd.height as usize,
+                );
+                #[allow(clippy::cast_precision_loss)]
+                let (wx, wy) =
+                    level_tf.apply(plan.window.col_off as f64, plan.window.row_off as f64);
+                let mut win_tf = level_tf;
+                win_tf.0[0] = wx;
+                win_tf.0[3] = wy;
+                warp::warp(
+                    &window,
+                    &win_tf,
+                    &src2.crs,
+                    &grid2,
+                    &Crs::web_mercator(),
+                    resampling,
+                )
+                .map_err(|e| EngineError::from_core(src2.uri(), e))
+            })
+            .await??;
+        Ok(Some(raster))
+    }
+
+    /// Decoded blocks for a plan: from the cache, or fetched (coalesced) and decoded on the pool.
+    async fn fetch_blocks(
+        &self,
+        src: &Arc<OpenSource>,
+        plan: &WindowPlan,
+    ) -> Result<HashMap<BlockId, Arc<Block>>, EngineError> {
+        let mut have = HashMap::new();
+        let mut missing = Vec::new();
+        for id in plan.blocks(&src.header) {
+            match self.inner.blocks.get(&(src.id, id)) {
+                Some(b) => {
+                    have.insert(id, b);
+                }
+                None => missing.push(id),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(have);
+        }
+        let mut ranges = Vec::with_capacity(missing.len());
+        let mut present = Vec::with_capacity(missing.len());
+        for id in &missing {
+            let ifd = ifd_of(&src.header, *id).ok_or_else(|| EngineError::Internal {
+                reason: format!("no image for block {id:?}"),
+            })?;
+            match ifd.block_range(id.index) {
+                Some((offset, len)) => {
+                    ranges.push(ByteRange::new(offset, len));
+                    present.push(true);
+                }
+                None => present.push(false),
+            }
+        }
+        let fetched: Vec<Bytes> = src.source.read_ranges(&ranges).await?;
+        let src2 = src.clone();
+        let decoded = self
+            .inner
+            .pool
+            .run(move || {
+                use rayon::prelude::*;
+                let mut bytes_iter = fetched.into_iter();
+                let jobs: Vec<(BlockId, Option<Bytes>)> = missing
+                    .into_iter()
+                    .zip(present)
+                    .map(|(id, p)| (id, if p { bytes_iter.next() } else { None }))
+                    .collect();
+                jobs.into_par_iter()
+                    .map(|(id, bytes)| {
+                        decode_one(&src2, id, bytes.as_deref()).map(|b| (id, Arc::new(b)))
+                    })
+                    .collect::<Result<Vec<_>, EngineError>>()
+            })
+            .await??;
+        for (id, block) in decoded {
+            self.inner.blocks.insert((src.id, id), block.clone());
+            have.insert(id, block);
+        }
+        Ok(have)
+    }
+}
+
+/// Tile sizes are validated to 256 or 512 before use; this keeps the conversion total.
+pub(crate) fn tile_size_u32(size: usize) -> u32 {
+    u32::try_from(size).unwrap_or(u32::MAX)
+}
+
+fn ifd_of(header: &TiffHeader, id: BlockId) -> Option<&kiln_cog::ImageIfd> {
+    match id.plane {
+        Plane::Image => header.images.get(id.level),
+        Plane::Mask => header.masks.get(id.level).and_then(Option::as_ref),
+    }
+}
+
+/// Decodes one block; a sparse block (no bytes in the file) reads as GDAL reads it.
+fn decode_one(src: &OpenSource, id: BlockId, bytes: Option<&[u8]>) -> Result<Block, EngineError> {
+    let ifd = ifd_of(&src.header, id).ok_or_else(|| EngineError::Internal {
+        reason: format!("no image for block {id:?}"),
+    })?;
+    match bytes {
+        Some(b) => decode_block(&src.header, ifd, id.index, b)
+            .map_err(|e| EngineError::from_cog(src.uri(), e)),
+        None => Ok(sparse_block(&src.header, ifd, id.index)),
+    }
+}
+
+/// Plans which level and window of `src` a destination grid needs (None: no overlap).
+fn plan_window(
+    src: &OpenSource,
+    grid: &GridSpec,
+    resampling: Resampling,
+    bands: Vec<usize>,
+) -> Result<Option<WindowPlan>, EngineError> {
+    let dst_crs = Crs::web_mercator();
+    let full = &src.header.images[0];
+    let sizes: Vec<(usize, usize)> = src
+        .header
+        .images
+        .iter()
+        .map(|i| (i.width as usize, i.height as usize))
+        .collect();
+    let level = warp::choose_overview(grid, &dst_crs, &src.transform, &src.crs, &sizes, resampling)
+        .map_err(|e| EngineError::from_core(src.uri(), e))?;
+    let (lw, lh) = sizes
+        .get(level)
+        .copied()
+        .unwrap_or((full.width as usize, full.height as usize));
+    let level_tf = src
+        .transform
+        .scaled(full.width as usize, full.height as usize, lw, lh);
+    let margin = match resampling {
+        Resampling::Nearest => 1,
+        Resampling::Bilinear => 2,
+        Resampling::Cubic => 3,
+    };
+    let window = warp::source_window_with(&src.to_tiles, grid, &level_tf, lw, lh, margin)
+        .map_err(|e| EngineError::from_core(src.uri(), e))?;
+    Ok(window.map(|window| WindowPlan {
+        level,
+        window,
+        bands,
+        mask: src.mask_rule(),
+    }))
+}
+
+/// Fills the invalid pixels of `acc` from `next` (same size, bands and type required).
+fn composite(mut acc: Raster, next: &Raster, uri: &str) -> Result<Raster, EngineError> {
+    if acc.bands != next.bands || acc.dtype() != next.dtype() {
+        return Err(EngineError::Unsupported {
+            uri: uri.to_string(),
+            reason: format!(
+                "cannot composite {} bands of {} over {} bands of {}",
+                next.bands,
+                next.dtype().name(),
+                acc.bands,
+                acc.dtype().name()
+            ),
+        });
+    }
+    let plane = acc.pixel_count();
+    let bands = acc.bands;
+    let fill: Vec<usize> = (0..plane)
+        .filter(|&i| acc.mask[i] == 0 && next.mask[i] != 0)
+        .collect();
+    kiln_core::with_samples!(&mut acc.samples, a => {
+        kiln_core::with_samples!(&next.samples, n => {
+            for b in 0..bands {
+                for &i in &fill {
+                    if let Some(v) = n.get(b * plane + i).map(|x| kiln_core::dtype::Sample::to_f64(*x)) {
+                        a[b * plane + i] = kiln_core::dtype::Sample::from_f64(v);
+                    }
+                }
+            }
+        })
+    });
+    for &i in &fill {
+        acc.mask[i] = 255;
+    }
+    Ok(acc)
+}
+
+fn clone_error(e: &EngineError) -> EngineError {
+    match e {
+        EngineError::NotFound { uri } => EngineError::NotFound { uri: uri.clone() },
+        EngineError::BadRequest { what, reason } => EngineError::BadRequest {
+            what: what.clone(),
+            reason: reason.clone(),
+        },
+        EngineError::Unsupported { uri, reason } => EngineError::Unsupported {
+            uri: uri.clone(),
+            reason: reason.clone(),
+        },
+        EngineError::BadSource { uri, reason } => EngineError::BadSource {
+            uri: uri.clone(),
+            reason: reason.clone(),
+        },
+        EngineError::Upstream { uri, reason } => EngineError::Upstream {
+            uri: uri.clone(),
+            reason: reason.clone(),
+        },
+        EngineError::TooLarge { reason } => EngineError::TooLarge {
+            reason: reason.clone(),
+        },
+        EngineError::Internal { reason } => EngineError::Internal {
+            reason: reason.clone(),
+        },
+    }
+}
