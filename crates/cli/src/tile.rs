@@ -27,12 +27,7 @@ pub struct TileArgs {
     resampling: Resampling,
     /// Value range mapped to the colour ramp, as MIN,MAX (default: the tile's valid range,
     /// or 0,255 for 8-bit data). For RGB, one range for all three bands.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        num_args = 2,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     stretch: Option<Vec<f64>>,
     /// Colormap name for single-band images (viridis, magma, terrain, ..., and their _r).
     #[arg(long)]
