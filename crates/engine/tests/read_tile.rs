@@ -41,3 +41,114 @@ async fn global_dem_tile_is_full_of_data() {
     }
     assert!(lo < -3000.0 && hi > 4000.0, "range {lo}..{hi}");
 }
+
+/// A byte source that counts the reads reaching it.
+#[derive(Debug)]
+struct Counting {
+    inner: kiln_storage::MemorySource,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl kiln_storage::ByteSource for Counting {
+    fn identity(&self) -> &kiln_storage::SourceIdentity {
+        self.inner.identity()
+    }
+    fn read_range(
+        &self,
+        range: kiln_storage::ByteRange,
+    ) -> kiln_storage::BoxFuture<'_, Result<bytes::Bytes, kiln_storage::StorageError>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read_range(range)
+    }
+    fn read_ranges<'a>(
+        &'a self,
+        ranges: &'a [kiln_storage::ByteRange],
+    ) -> kiln_storage::BoxFuture<'a, Result<Vec<bytes::Bytes>, kiln_storage::StorageError>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read_ranges(ranges)
+    }
+}
+
+fn counting(file: &str, version: &str) -> std::sync::Arc<Counting> {
+    let bytes = std::fs::read(data(file)).unwrap();
+    std::sync::Arc::new(Counting {
+        inner: kiln_storage::MemorySource::new(format!("mem://{file}"), version, bytes),
+        reads: std::sync::atomic::AtomicUsize::new(0),
+    })
+}
+
+/// Headers are parsed once per source identity; decoded blocks are reused across tiles; a new
+/// version of the same URI is a new identity and is read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_and_blocks_are_cached_by_identity() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let engine = Engine::new(&EngineConfig::default()).unwrap();
+    let v1 = counting("global_etopo5_i16_cog.tif", "v1");
+    let a = engine.open(v1.clone()).await.unwrap();
+    let header_reads = v1.reads.load(SeqCst);
+    assert!(header_reads >= 1);
+    let b = engine.open(v1.clone()).await.unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&a, &b),
+        "second open must reuse the cached header"
+    );
+    assert_eq!(
+        v1.reads.load(SeqCst),
+        header_reads,
+        "second open must not read"
+    );
+
+    let first = engine.read_tile(&[a.clone()], &req(3, 4, 2)).await.unwrap();
+    let after_first = v1.reads.load(SeqCst);
+    assert!(after_first > header_reads, "first tile reads blocks");
+    let second = engine.read_tile(&[a.clone()], &req(3, 4, 2)).await.unwrap();
+    assert_eq!(
+        v1.reads.load(SeqCst),
+        after_first,
+        "same tile again: every block from the cache"
+    );
+    assert_eq!(first, second);
+
+    let v2 = counting("global_etopo5_i16_cog.tif", "v2");
+    let c = engine.open(v2.clone()).await.unwrap();
+    assert!(
+        !std::sync::Arc::ptr_eq(&a, &c),
+        "a new version is a new source"
+    );
+    assert!(v2.reads.load(SeqCst) >= 1);
+    let third = engine.read_tile(&[c], &req(3, 4, 2)).await.unwrap();
+    assert_eq!(first, third, "same bytes, same pixels");
+}
+
+/// Sources are composited by precedence: the first source that has data for a pixel wins and
+/// later ones fill only what is still empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_sources_fill_only_empty_pixels() {
+    let engine = Engine::new(&EngineConfig::default()).unwrap();
+    // Two Luxembourg DEM copies (same data, different codecs) and the global ETOPO5.
+    let lux = engine
+        .open_path(&data("dem_srtm30s_luxembourg_i16_lzw.tif"))
+        .await
+        .unwrap();
+    let etopo = engine
+        .open_path(&data("global_etopo5_i16_cog.tif"))
+        .await
+        .unwrap();
+    let t = req(8, 132, 86);
+    let lux_only = engine.read_tile(&[lux.clone()], &t).await.unwrap();
+    let etopo_only = engine.read_tile(&[etopo.clone()], &t).await.unwrap();
+    let both = engine.read_tile(&[lux, etopo], &t).await.unwrap();
+    assert!(
+        lux_only.valid_fraction() > 0.0 && lux_only.valid_fraction() < 1.0,
+        "tile straddles the edge of the Luxembourg DEM"
+    );
+    assert_eq!(both.valid_fraction(), 1.0);
+    for i in 0..both.pixel_count() {
+        let want = if lux_only.mask[i] != 0 {
+            lux_only.samples.get_f64(i)
+        } else {
+            etopo_only.samples.get_f64(i)
+        };
+        assert_eq!(both.samples.get_f64(i), want, "pixel {i}");
+    }
+}
