@@ -98,10 +98,16 @@ async fn headers_and_blocks_are_cached_by_identity() {
         "second open must not read"
     );
 
-    let first = engine.read_tile(&[a.clone()], &req(3, 4, 2)).await.unwrap();
+    let first = engine
+        .read_tile(std::slice::from_ref(&a), &req(3, 4, 2))
+        .await
+        .unwrap();
     let after_first = v1.reads.load(SeqCst);
     assert!(after_first > header_reads, "first tile reads blocks");
-    let second = engine.read_tile(&[a.clone()], &req(3, 4, 2)).await.unwrap();
+    let second = engine
+        .read_tile(std::slice::from_ref(&a), &req(3, 4, 2))
+        .await
+        .unwrap();
     assert_eq!(
         v1.reads.load(SeqCst),
         after_first,
@@ -135,8 +141,14 @@ async fn later_sources_fill_only_empty_pixels() {
         .await
         .unwrap();
     let t = req(8, 132, 86);
-    let lux_only = engine.read_tile(&[lux.clone()], &t).await.unwrap();
-    let etopo_only = engine.read_tile(&[etopo.clone()], &t).await.unwrap();
+    let lux_only = engine
+        .read_tile(std::slice::from_ref(&lux), &t)
+        .await
+        .unwrap();
+    let etopo_only = engine
+        .read_tile(std::slice::from_ref(&etopo), &t)
+        .await
+        .unwrap();
     let both = engine.read_tile(&[lux, etopo], &t).await.unwrap();
     assert!(
         lux_only.valid_fraction() > 0.0 && lux_only.valid_fraction() < 1.0,
