@@ -263,6 +263,63 @@ fn tile_writes_every_format() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Truncated and corrupted files fail with a message through the whole pipeline, never a panic.
+#[test]
+fn damaged_files_fail_cleanly() {
+    let dir = tmp_dir("damaged");
+    let src = std::fs::read(data_dir().join("global_etopo5_i16_cog.tif")).unwrap();
+    let cut_header = dir.join("cut_header.tif");
+    std::fs::write(&cut_header, &src[..300]).unwrap();
+    let cut_data = dir.join("cut_data.tif");
+    std::fs::write(&cut_data, &src[..src.len() / 2]).unwrap();
+    let mut garbled = src.clone();
+    // Damage one byte in every 997 past the header: no block inflates (zlib's checksum).
+    for b in garbled.iter_mut().skip(64 * 1024).step_by(997) {
+        *b ^= 0xA5;
+    }
+    let garbled_path = dir.join("garbled.tif");
+    std::fs::write(&garbled_path, &garbled).unwrap();
+    let out = dir.join("o.npy");
+    let mut messages = Vec::new();
+    for (path, z, x, y) in [
+        (&cut_header, "0", "0", "0"),
+        (&cut_data, "1", "1", "1"),
+        (&garbled_path, "2", "1", "1"),
+        (&garbled_path, "4", "9", "5"),
+    ] {
+        let o = kiln(&[
+            "tile",
+            path.to_str().unwrap(),
+            z,
+            x,
+            y,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(
+            !stderr.contains("panicked"),
+            "{path:?} {z}/{x}/{y} panicked: {stderr}"
+        );
+        if !o.status.success() {
+            assert!(stderr.starts_with("error:"), "{stderr}");
+            assert!(!out.exists(), "a failed run left an output file");
+            messages.push(stderr);
+        }
+    }
+    assert_eq!(
+        messages.len(),
+        4,
+        "every damaged read must fail: {messages:?}"
+    );
+    assert!(
+        messages[0].contains("cut_header.tif"),
+        "message names the file: {}",
+        messages[0]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Bad input: exit code ≠ 0, a message naming the problem, and no output file left behind.
 #[test]
 fn tile_errors_are_clear_and_leave_nothing() {
