@@ -573,6 +573,33 @@ fn decode_jpeg(
     rows: usize,
     bands: usize,
 ) -> Result<Samples, String> {
+    // libtiff (so GDAL) converts only YCbCr to RGB; other photometrics come out as stored.
+    let colour = if ifd.photometric == Photometric::YCbCr && bands == 3 {
+        crate::jpeg::Colour::YCbCrToRgb
+    } else {
+        crate::jpeg::Colour::AsStored
+    };
+    let target = crate::jpeg::Target {
+        width,
+        rows,
+        full_rows: ifd.block_height as usize,
+        bands,
+    };
+    if let Some(px) = crate::jpeg::decode(ifd.jpeg_tables.as_deref(), bytes, colour, target)? {
+        return Ok(Samples::U8(px));
+    }
+    decode_jpeg_general(ifd, bytes, width, rows, bands)
+}
+
+/// Streams the GDAL-exact decoder declines (progressive, unusual sampling...): zune-jpeg,
+/// which matches libjpeg to within its upsampling and rounding.
+fn decode_jpeg_general(
+    ifd: &ImageIfd,
+    bytes: &[u8],
+    width: usize,
+    rows: usize,
+    bands: usize,
+) -> Result<Samples, String> {
     use zune_core::bytestream::ZCursor;
     use zune_core::colorspace::ColorSpace;
     use zune_core::options::DecoderOptions;

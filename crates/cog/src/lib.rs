@@ -11,6 +11,7 @@ pub mod error;
 pub mod geokeys;
 pub mod header;
 mod ifd;
+mod jpeg;
 mod layout;
 pub mod write;
 
