@@ -9,11 +9,22 @@
 //! identical CRSs (no-op) and EPSG:4326 ↔ EPSG:3857, which use the closed-form spherical
 //! Mercator formulas PROJ itself uses for that pair.
 //!
-//! Grid-based datum shifts (`+nadgrids`, e.g. NAD27's `@conus`) need grid files that Kiln does
-//! not ship and `proj4rs` does not load by default: such CRSs fall back to *no* datum shift
-//! (the geodetic coordinates are taken as WGS84 ones). That is what PROJ does too when the
-//! grids are not installed (its "ballpark" transformation), so results match a GDAL build
-//! without the grid files; the error is up to ~100 m for NAD27 in CONUS.
+//! Datum shifts follow what PROJ 9 does *without* its optional grid files (the usual GDAL
+//! install, and what rio-tiler references are made with):
+//! - NAD27 (`+datum=NAD27`, EPSG datum 6267, every EPSG code built on it): PROJ cannot use the
+//!   NADCON/NTv2 grids, so it picks, per point, one of the EPSG Helmert transformations
+//!   "NAD27 to WGS 84 (n)": among those whose area of use contains the point, the most
+//!   accurate one (offshore-only areas never win over another candidate). Kiln keeps that
+//!   table ([`Crs::with_datum_shift_at`]) and resolves it once per source, at the source's
+//!   centre: e.g. "(6)" `-8,159,175` west of the Mississippi, "(4)" `-8,160,176` (CONUS mean,
+//!   EPSG:1173) in Illinois. A NAD27 CRS used with no location gets "(4)". Within one source
+//!   the residual against PROJ's per-point choice is only where a source straddles two areas
+//!   (~1–4 m in CONUS); outside every area PROJ applies no shift, and so does Kiln.
+//! - NAD83 (`+datum=NAD83`) is a null shift to WGS 84, as PROJ's "NAD83 to WGS 84 (1)" over
+//!   North America (Hawaii and the Aleutians have metre-level Helmert shifts in EPSG; Kiln
+//!   ignores them).
+//! - Other grid-based shifts (`+nadgrids=...`) fall back to no shift (the geodetic coordinates
+//!   are taken as WGS 84 ones), PROJ's "ballpark" transformation when grids are missing.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +37,8 @@ use crate::CoreError;
 /// Radius of the WGS 84 / Pseudo-Mercator sphere (EPSG:3857), metres.
 pub const WEB_MERCATOR_RADIUS_M: f64 = 6_378_137.0;
 
-/// Web Mercator for `proj4rs`, without the null grid shift of the EPSG definition.
-const WEB_MERCATOR_NO_DATUM: &str =
-    "+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=0 +x_0=0 +y_0=0 +k=1 +units=m +no_defs";
+/// WGS 84 lon/lat for `proj4rs`: the datum Web Mercator coordinates are defined on.
+const WGS84_LONLAT: &str = "+proj=longlat +datum=WGS84 +no_defs";
 
 /// EPSG codes (current and deprecated/ESRI aliases) of the spherical Web Mercator CRS.
 const WEB_MERCATOR_CODES: [u32; 5] = [3857, 900_913, 3785, 102_100, 102_113];
@@ -122,6 +132,34 @@ impl Crs {
         self.proj4 == Self::web_mercator().proj4
     }
 
+    /// True for CRSs on the NAD27 datum whose shift to WGS 84 is left to Kiln
+    /// (`+datum=NAD27` without an explicit `+towgs84` or `+nadgrids`).
+    pub fn is_nad27(&self) -> bool {
+        self.param("datum") == Some("NAD27")
+            && !self.has_param("towgs84")
+            && !self.has_param("nadgrids")
+    }
+
+    /// This CRS with the datum shift PROJ (without grid files) applies around `lon`/`lat`
+    /// (degrees, WGS 84 or the CRS's own datum: the areas are coarse). Only NAD27 CRSs change:
+    /// they get the Helmert shift of the best EPSG transformation for that point, or none
+    /// outside every area of use (see the module docs). The EPSG code is kept.
+    pub fn with_datum_shift_at(&self, lon: f64, lat: f64) -> Crs {
+        if !self.is_nad27() {
+            return self.clone();
+        }
+        let proj4 = match nad27_shift_at(lon, lat) {
+            Some(op) => nad27_with_towgs84(&self.proj4, op.towgs84),
+            // PROJ's ballpark: geodetic coordinates pass unchanged (not even the ellipsoid
+            // change a zero Helmert shift would make).
+            None => without_grid_shift(&self.proj4),
+        };
+        Crs {
+            epsg: self.epsg,
+            proj4,
+        }
+    }
+
     /// The value of `+proj=`.
     fn proj_name(&self) -> Option<&str> {
         self.param("proj")
@@ -171,10 +209,16 @@ enum Kind {
     Proj(Box<ProjPair>),
 }
 
+/// A `proj4rs` transform. A Web Mercator end is replaced by WGS 84 lon/lat plus the closed-form
+/// spherical Mercator: `proj4rs` skips the datum step when one side has no datum (which a bare
+/// spherical Mercator definition is), so going through WGS 84 is what applies the other side's
+/// `+towgs84` shift, as PROJ's EPSG:3857 pipelines do.
 #[derive(Clone)]
 struct ProjPair {
     src: Proj,
     dst: Proj,
+    src_mercator: bool,
+    dst_mercator: bool,
 }
 
 impl std::fmt::Debug for ProjPair {
@@ -213,6 +257,8 @@ impl Transformer {
             Kind::Proj(Box::new(ProjPair {
                 src: build_proj(src)?,
                 dst: build_proj(dst)?,
+                src_mercator: src.is_web_mercator(),
+                dst_mercator: dst.is_web_mercator(),
             }))
         };
         Ok(Self {
@@ -286,7 +332,12 @@ impl Transformer {
     }
 
     fn transform_proj(&self, pair: &ProjPair, xs: &mut [f64], ys: &mut [f64]) {
-        if self.src_geographic {
+        if pair.src_mercator {
+            for (x, y) in xs.iter_mut().zip(ys.iter_mut()) {
+                (*x, *y) = web_mercator_to_lonlat(*x, *y).unwrap_or((f64::NAN, f64::NAN));
+            }
+        }
+        if self.src_geographic || pair.src_mercator {
             for (x, y) in xs.iter_mut().zip(ys.iter_mut()) {
                 *x = x.to_radians();
                 *y = y.to_radians();
@@ -301,9 +352,12 @@ impl Transformer {
             return;
         }
         for (x, y) in points.xs.iter_mut().zip(points.ys.iter_mut()) {
-            if self.dst_geographic {
+            if self.dst_geographic || pair.dst_mercator {
                 *x = x.to_degrees();
                 *y = y.to_degrees();
+            }
+            if pair.dst_mercator {
+                (*x, *y) = lonlat_to_web_mercator(*x, *y).unwrap_or((f64::NAN, f64::NAN));
             }
             if !(x.is_finite() && y.is_finite()) {
                 *x = f64::NAN;
@@ -381,10 +435,13 @@ pub fn wrap_longitude(lon: f64) -> f64 {
 /// grid files that are not available (see the module docs).
 fn build_proj(crs: &Crs) -> Result<Proj, CoreError> {
     if crs.is_web_mercator() {
-        // EPSG:3857's `+nadgrids=@null` makes proj4rs round-trip every point through
-        // geocentric coordinates for a null shift; without a datum it skips the datum step,
-        // which is the same transform (Web Mercator is defined on WGS 84 lon/lat).
-        return Proj::from_proj_string(WEB_MERCATOR_NO_DATUM).map_err(|e| proj_error(crs, &e));
+        // The lon/lat side of Web Mercator; [`ProjPair`] adds the Mercator formulas.
+        return Proj::from_proj_string(WGS84_LONLAT).map_err(|e| proj_error(crs, &e));
+    }
+    if crs.is_nad27() {
+        // No location known here: the CONUS mean shift (see the module docs).
+        let def = nad27_with_towgs84(&crs.proj4, CONUS_NAD27_TOWGS84);
+        return Proj::from_proj_string(&def).map_err(|e| proj_error(crs, &e));
     }
     match Proj::from_proj_string(&crs.proj4) {
         Ok(p) => Ok(p),
@@ -408,6 +465,120 @@ fn without_grid_shift(proj4: &str) -> String {
         .filter(|tok| !tok.trim_start_matches('+').starts_with("nadgrids="))
         .collect();
     out.push("+nadgrids=@null");
+    out.join(" ")
+}
+
+/// "NAD27 to WGS 84 (4)" (EPSG:1173), the CONUS mean Helmert shift.
+const CONUS_NAD27_TOWGS84: &str = "-8,160,176,0,0,0,0";
+
+/// One EPSG Helmert transformation from NAD27 to WGS 84 and its area of use.
+#[derive(Debug, Clone, Copy)]
+struct DatumShift {
+    /// Stated accuracy, metres (lower wins).
+    accuracy_m: f64,
+    /// Area of use, degrees.
+    west: f64,
+    south: f64,
+    east: f64,
+    north: f64,
+    /// Area names with "- offshore": PROJ never prefers them over another candidate.
+    offshore: bool,
+    /// Position-vector `+towgs84` parameters (EPSG coordinate-frame rotations negated).
+    towgs84: &'static str,
+}
+
+impl DatumShift {
+    const fn new(accuracy_m: f64, area: [f64; 4], offshore: bool, towgs84: &'static str) -> Self {
+        Self {
+            accuracy_m,
+            west: area[0],
+            south: area[1],
+            east: area[2],
+            north: area[3],
+            offshore,
+            towgs84,
+        }
+    }
+
+    fn contains(&self, lon: f64, lat: f64) -> bool {
+        (self.west..=self.east).contains(&lon) && (self.south..=self.north).contains(&lat)
+    }
+
+    fn area(&self) -> f64 {
+        (self.east - self.west) * (self.north - self.south)
+    }
+}
+
+/// The grid-free NAD27 → WGS 84 transformations of the EPSG dataset ("NAD27 to WGS 84 (n)",
+/// n in the comments), in the order PROJ 9.5 lists them as candidates (`proj_create_crs_to_crs` EPSG:4267 → EPSG:4326), which is the
+/// order its per-point choice scans.
+#[rustfmt::skip]
+const NAD27_TO_WGS84: [DatumShift; 30] = [
+    DatumShift::new(20.0, [-141.01, 40.0, -44.0, 83.17], false, "-10,158,187,0,0,0,0"), // (3)
+    DatumShift::new(10.0, [-124.79, 24.41, -66.91, 49.38], false, CONUS_NAD27_TOWGS84), // (4)
+    DatumShift::new(8.0, [-136.46, 49.0, -60.72, 83.17], false, "4,159,188,0,0,0,0"), // (13)
+    DatumShift::new(7.0, [-124.79, 25.83, -89.64, 49.05], false, "-8,159,175,0,0,0,0"), // (6)
+    DatumShift::new(11.0, [-97.22, 24.41, -66.91, 49.38], false, "-9,161,179,0,0,0,0"), // (5)
+    DatumShift::new(12.0, [-118.47, 14.51, -86.68, 32.72], false, "-12,130,190,0,0,0,0"), // (18)
+    DatumShift::new(12.0, [-102.0, 41.67, -74.35, 60.01], false, "-9,157,184,0,0,0,0"), // (11)
+    DatumShift::new(9.0, [-79.85, 43.41, -52.54, 62.62], false, "-22,160,190,0,0,0,0"), // (12)
+    DatumShift::new(12.0, [-168.26, 54.34, -129.99, 71.4], false, "-5,135,172,0,0,0,0"), // (7)
+    DatumShift::new(16.0, [-85.01, 13.0, -59.37, 23.25], false, "-3,142,183,0,0,0,0"), // (1)
+    DatumShift::new(13.0, [-139.04, 48.25, -109.98, 60.01], false, "-7,162,188,0,0,0,0"), // (10)
+    DatumShift::new(10.0, [-92.29, 7.98, -82.53, 18.49], false, "0,125,194,0,0,0,0"), // (2)
+    DatumShift::new(8.0, [-97.22, 23.82, -81.17, 30.25], true, "-7,158,172,0,0,0,0"), // (84)
+    DatumShift::new(1.0, [-87.01, 18.83, -73.57, 25.51], false, "2.478,149.752,197.726,0.526,0.498,-0.501,0.685"), // (88)
+    DatumShift::new(3.0, [-87.01, 18.83, -73.57, 25.51], false, "-4.2,135.4,181.9,0,0,0,0"), // (30)
+    DatumShift::new(10.0, [-141.01, 59.99, -123.91, 69.7], false, "-7,139,181,0,0,0,0"), // (14)
+    DatumShift::new(8.0, [-79.04, 20.86, -72.68, 27.29], false, "-4,154,178,0,0,0,0"), // (8)
+    DatumShift::new(44.0, [-85.01, 19.77, -74.07, 23.25], false, "-9,152,178,0,0,0,0"), // (16)
+    DatumShift::new(5.0, [-87.25, 23.82, -81.17, 30.25], true, "-3,154,177,0,0,0,0"), // (80)
+    DatumShift::new(5.0, [-95.0, 25.61, -87.25, 30.23], true, "-7,151,175,0,0,0,0"), // (81)
+    DatumShift::new(15.0, [-178.3, 51.54, -164.84, 54.34], false, "-2,152,149,0,0,0,0"), // (21)
+    DatumShift::new(1.0, [-83.04, 7.15, -77.19, 9.68], false, "-32.3841359,180.4090461,120.8442577,-2.1545854,-0.1498782,0.5742915,8.1049164"), // (89)
+    DatumShift::new(5.0, [-94.79, 17.85, -89.75, 20.89], true, "-2,124.7,196,0,0,0,0"), // (87)
+    DatumShift::new(5.0, [-94.33, 20.87, -88.67, 23.01], true, "0,125,196,0,0,0,0"), // (86)
+    DatumShift::new(44.0, [-73.29, 75.86, -60.98, 79.2], false, "11,114,195,0,0,0,0"), // (17)
+    DatumShift::new(18.0, [172.42, 51.3, 179.86, 53.07], false, "2,204,105,0,0,0,0"), // (22)
+    DatumShift::new(5.0, [-97.22, 25.97, -95.0, 28.97], true, "-7,151,178,0,0,0,0"), // (82)
+    DatumShift::new(5.0, [-98.1, 21.51, -96.89, 22.75], true, "-8,125,190,0,0,0,0"), // (83)
+    DatumShift::new(35.0, [-80.07, 8.82, -79.46, 9.45], false, "0,125,201,0,0,0,0"), // (15)
+    DatumShift::new(44.0, [-74.6, 23.9, -74.37, 24.19], false, "1,140,165,0,0,0,0"), // (9)
+];
+
+/// PROJ's per-point choice (`pj_get_suggested_operation`) among [`NAD27_TO_WGS84`]: the first
+/// candidate whose area contains the point, replaced by any later non-offshore one that is
+/// more accurate, or as accurate over a smaller area. `None` outside every area.
+fn nad27_shift_at(lon: f64, lat: f64) -> Option<&'static DatumShift> {
+    let mut best: Option<&DatumShift> = None;
+    for op in NAD27_TO_WGS84.iter().filter(|op| op.contains(lon, lat)) {
+        best = match best {
+            None => Some(op),
+            Some(b)
+                if !op.offshore
+                    && (op.accuracy_m < b.accuracy_m
+                        || (op.accuracy_m == b.accuracy_m && op.area() < b.area())) =>
+            {
+                Some(op)
+            }
+            keep => keep,
+        };
+    }
+    best
+}
+
+/// A NAD27 definition with its datum replaced by the Clarke 1866 ellipsoid and a Helmert shift.
+fn nad27_with_towgs84(proj4: &str, towgs84: &str) -> String {
+    let mut out: Vec<String> = proj4
+        .split_whitespace()
+        .filter(|tok| {
+            let t = tok.trim_start_matches('+');
+            !(t.starts_with("datum=") || t.starts_with("ellps=") || t.starts_with("nadgrids="))
+        })
+        .map(str::to_string)
+        .collect();
+    out.push("+ellps=clrk66".into());
+    out.push(format!("+towgs84={towgs84}"));
     out.join(" ")
 }
 
@@ -654,28 +825,106 @@ mod tests {
     }
 
     #[test]
-    fn nad27_falls_back_to_no_shift() {
-        // NAD27 wants @conus grids that are not available: no datum shift is applied.
+    fn nad27_uses_projs_helmert_choice() {
+        // Expected values: pyproj 3.7 / PROJ 9.5 without grids,
+        // `Transformer.from_crs(4267, 4326, always_xy=True)`, whose per-point choice is noted.
         let nad27 = Crs::from_proj4("+proj=longlat +datum=NAD27 +no_defs");
+        assert!(nad27.is_nad27());
+        let cases = [
+            // Illinois: (4), the CONUS mean.
+            (
+                (-88.0, 40.0),
+                (-88.000_028_236_489_48, 40.000_032_649_639_95),
+            ),
+            // California: (6), west of the Mississippi (more accurate than (4)).
+            (
+                (-117.0, 34.0),
+                (-117.000_858_505_250_53, 34.000_017_675_846_05),
+            ),
+            // Louisiana coast: (4); the more accurate offshore Gulf of Mexico ones never win.
+            (
+                (-89.0, 30.0),
+                (-89.000_053_960_441_19, 30.000_241_643_198_436),
+            ),
+            // Florida Keys: (88), Cuba's 7-parameter shift (accuracy 1 m, its box covers them).
+            (
+                (-80.0, 25.0),
+                (-79.999_806_054_151_12, 25.000_368_283_283_27),
+            ),
+            // Alaska: (7).
+            (
+                (-150.0, 61.0),
+                (-150.002_206_925_127_98, 60.999_430_230_943_84),
+            ),
+            // Outside every area: no shift.
+            ((10.0, 50.0), (10.0, 50.0)),
+        ];
+        for ((lon, lat), expected) in cases {
+            let crs = nad27.with_datum_shift_at(lon, lat);
+            assert!(!crs.is_nad27(), "{}", crs.proj4);
+            let t = Transformer::new(&crs, &Crs::wgs84()).unwrap();
+            let p = t.transform_point(lon, lat).unwrap();
+            // 1e-8° ≈ 1 mm.
+            assert!(
+                close(p, expected, 1e-8),
+                "({lon}, {lat}) -> {p:?}, PROJ {expected:?}"
+            );
+        }
+        // With no location, the CONUS mean shift (4): ~3 m off PROJ's (6) in California.
         let t = Transformer::new(&nad27, &Crs::wgs84()).unwrap();
-        let p = t.transform_point(-90.0, 40.0).unwrap();
-        assert!(close(p, (-90.0, 40.0), 1e-9), "{p:?}");
-        // Projected NAD27 (the catalog's Illinois East) builds too.
+        let p = t.transform_point(-88.0, 40.0).unwrap();
+        assert!(close(p, cases[0].1, 1e-8), "{p:?}");
+        // Projected NAD27 (the catalog's Illinois East) keeps its EPSG code and shifts too.
         let il = Crs::from_epsg(26771).unwrap();
-        let t = Transformer::new(&Crs::wgs84(), &il).unwrap();
-        assert!(t.transform_point(-88.3, 40.1).is_some());
+        let shifted = il.with_datum_shift_at(-88.3, 40.1);
+        assert_eq!(shifted.epsg, Some(26771));
+        assert!(
+            shifted.proj4.contains("+towgs84=-8,160,176"),
+            "{}",
+            shifted.proj4
+        );
+        assert!(shifted.proj4.contains("+units=us-ft"), "{}", shifted.proj4);
+        // Other datums pass through; NAD83 is a null shift.
+        let nad83 = Crs::from_epsg(4269).unwrap();
+        assert_eq!(nad83.with_datum_shift_at(-100.0, 40.0), nad83);
+        let t = Transformer::new(&nad83, &Crs::wgs84()).unwrap();
+        assert!(close(
+            t.transform_point(-100.0, 40.0).unwrap(),
+            (-100.0, 40.0),
+            1e-9
+        ));
+    }
+
+    #[test]
+    fn datum_shift_applies_towards_web_mercator() {
+        // The catalog's NAD27 CEA file: its centre in EPSG:3857 per GDAL 3.10 / PROJ 9.5
+        // (`rasterio.warp.transform`), which picks "NAD27 to WGS 84 (6)" there.
+        let cea = Crs::from_proj4(
+            "+proj=cea +lat_ts=33.75 +lon_0=-117.333333333333 +x_0=0 +y_0=0 +datum=NAD27 \
+             +units=m +no_defs",
+        )
+        .with_datum_shift_at(-117.5, 38.0);
+        let (x, y) = (-13_067.477_579_731_73, 4_240_428.843_529_019);
+        let fwd = Transformer::new(&cea, &Crs::web_mercator()).unwrap();
+        let p = fwd.transform_point(x, y).unwrap();
+        assert!(
+            close(p, (-13_077_283.165_795_915, 4_002_553.197_197_949_5), 1e-3),
+            "{p:?}"
+        );
+        let back = Transformer::new(&Crs::web_mercator(), &cea).unwrap();
+        let q = back.transform_point(p.0, p.1).unwrap();
+        assert!(close(q, (x, y), 1e-3), "{q:?}");
     }
 
     #[test]
     fn towgs84_shift_is_applied() {
-        // EPSG:4277 OSGB36 has a 7-parameter towgs84; the shift at Greenwich is ~100 m.
+        // EPSG:4277 (OSGB36) carries the 7-parameter Helmert shift of EPSG:1314; PROJ 9.5
+        // gives 0.00161980°E 51.47738413°N for WGS84 (0°, 51.4779°) with that transformation.
         let osgb = Crs::from_epsg(4277).unwrap();
         let t = Transformer::new(&Crs::wgs84(), &osgb).unwrap();
-        let (lon, lat) = t.transform_point(0.0, 51.4779).unwrap();
-        let dlon_m = (lon - 0.0) * 111_320.0 * 51.4779_f64.to_radians().cos();
-        let dlat_m = (lat - 51.4779) * 111_320.0;
-        let shift = dlon_m.hypot(dlat_m);
-        assert!((50.0..200.0).contains(&shift), "{shift} m");
+        let p = t.transform_point(0.0, 51.4779).unwrap();
+        // 1e-6° ≈ 0.1 m.
+        assert!(close(p, (0.001_619_80, 51.477_384_13), 1e-6), "{p:?}");
     }
 
     #[test]

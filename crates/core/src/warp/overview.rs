@@ -14,6 +14,12 @@ use crate::CoreError;
 
 use super::{GridSpec, Resampling};
 
+/// GDAL 3.10 accepts an overview up to `desired × threshold + 0.1` ("numerical instability"
+/// slack): e.g. the 2× level for a 1.648× read with nearest (1.648 × 1.2 = 1.978 < 2).
+/// Measured with `GDAL_OVERVIEW_OVERSAMPLING_THRESHOLD`: 1.16 already selects that level,
+/// 1.14 does not.
+const OVERSAMPLING_EPSILON: f64 = 0.1;
+
 /// rio-tiler's latitude crop for global EPSG:4326 sources read in EPSG:3857.
 const RIO_TILER_MAX_LAT: f64 = 85.06;
 
@@ -104,7 +110,7 @@ pub(super) fn choose(
     let mut best = 0;
     let mut best_factor = 0.0;
     for (i, &factor) in factors.iter().enumerate().skip(1) {
-        if factor >= desired * threshold || factor <= best_factor {
+        if factor >= desired * threshold + OVERSAMPLING_EPSILON || factor <= best_factor {
             continue;
         }
         best = i;
