@@ -118,7 +118,12 @@ fn bench(c: &mut Criterion) {
         })
         .unwrap();
         let warm_src = open(&rt, &warm, case.file);
-        render_all(&rt, &warm, &warm_src, &case);
+        let bytes = render_all(&rt, &warm, &warm_src, &case);
+        eprintln!(
+            "{}: {} bytes per tile",
+            case.name,
+            bytes / case.tiles.len().max(1)
+        );
         group.bench_function("warm", |b| {
             b.iter(|| render_all(&rt, &warm, &warm_src, &case))
         });

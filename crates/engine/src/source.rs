@@ -199,12 +199,13 @@ impl Engine {
                     uri: uri.clone(),
                     reason: "no coordinate reference system (no GeoKeys)".into(),
                 })?;
-                if header.images.is_empty() {
+                let Some(full) = header.images.first() else {
                     return Err(EngineError::BadSource {
                         uri,
                         reason: "no image".into(),
                     });
-                }
+                };
+                let crs = resolve_datum_shift(crs, &georef.transform, full);
                 let to_tiles = Reprojection::new(&crs, inner.tms.crs())
                     .map_err(|e| EngineError::from_core(&uri, e))?;
                 Ok(Arc::new(OpenSource {
@@ -328,13 +329,26 @@ impl Engine {
                 let mut win_tf = level_tf;
                 win_tf.0[0] = wx;
                 win_tf.0[3] = wy;
-                warp::warp(
+                // A source already in the tile CRS is read by rio-tiler without a warp, with
+                // RasterIO's resampling, which leaves each band's own nodata samples out of
+                // that band's kernel; GDAL's warper (every other source) uses the dataset mask.
+                let options = warp::WarpOptions {
+                    band_nodata: match plan.mask {
+                        MaskRule::Nodata(nd) if src2.crs.is_web_mercator() => Some(nd),
+                        _ => None,
+                    },
+                    // rio-tiler's `add_alpha`: neither nodata nor an alpha band.
+                    dst_alpha: matches!(plan.mask, MaskRule::Internal | MaskRule::AllValid),
+                    level: Some((plan.window, ifd.width as usize, ifd.height as usize)),
+                };
+                // The source's prebuilt transformers: no PROJ definition parsed per tile.
+                warp::warp_with_options(
+                    &src2.to_tiles,
                     &window,
                     &win_tf,
-                    &src2.crs,
                     &grid2,
-                    &Crs::web_mercator(),
                     resampling,
+                    options,
                 )
                 .map_err(|e| EngineError::from_core(src2.uri(), e))
             })
@@ -403,6 +417,22 @@ impl Engine {
     }
 }
 
+/// Pins the datum shift of a CRS whose shift to WGS 84 depends on the location (NAD27) to the
+/// one PROJ picks at the centre of the image, as GDAL would for this source.
+fn resolve_datum_shift(crs: Crs, transform: &GeoTransform, full: &kiln_cog::ImageIfd) -> Crs {
+    if !crs.is_nad27() {
+        return crs;
+    }
+    let (x, y) = transform.apply(f64::from(full.width) / 2.0, f64::from(full.height) / 2.0);
+    let centre = kiln_core::crs::Transformer::new(&crs, &Crs::wgs84())
+        .ok()
+        .and_then(|t| t.transform_point(x, y));
+    match centre {
+        Some((lon, lat)) => crs.with_datum_shift_at(lon, lat),
+        None => crs,
+    }
+}
+
 /// Tile sizes are validated to 256 or 512 before use; this keeps the conversion total.
 pub(crate) fn tile_size_u32(size: usize) -> u32 {
     u32::try_from(size).unwrap_or(u32::MAX)
@@ -451,12 +481,7 @@ fn plan_window(
     let level_tf = src
         .transform
         .scaled(full.width as usize, full.height as usize, lw, lh);
-    let margin = match resampling {
-        Resampling::Nearest => 1,
-        Resampling::Bilinear => 2,
-        Resampling::Cubic => 3,
-    };
-    let window = warp::source_window_with(&src.to_tiles, grid, &level_tf, lw, lh, margin)
+    let window = warp::warp_source_window(&src.to_tiles, grid, &level_tf, lw, lh, resampling)
         .map_err(|e| EngineError::from_core(src.uri(), e))?;
     Ok(window.map(|window| WindowPlan {
         level,

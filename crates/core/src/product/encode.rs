@@ -201,6 +201,13 @@ fn write_png(
         enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Fast);
+        match std::env::var("KILN_PNG_FILTER").as_deref() {
+            Ok("none") => enc.set_filter(png::FilterType::NoFilter),
+            Ok("up") => enc.set_filter(png::FilterType::Up),
+            Ok("paeth") => enc.set_filter(png::FilterType::Paeth),
+            Ok("adaptive") => enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive),
+            _ => {}
+        }
         if let Some(p) = palette {
             enc.set_palette(p);
         }

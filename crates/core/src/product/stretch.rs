@@ -11,9 +11,9 @@
 //! out_min`, clipped). Masked pixels, and values that are not finite (Terracotta masks those
 //! when it reads), become `0`.
 
-use crate::dtype::Sample;
+use crate::dtype::{Sample, Samples};
 use crate::raster::Raster;
-use crate::{with_samples, CoreError};
+use crate::CoreError;
 
 /// A validated stretch range in data units: both ends finite and `min <= max`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -147,15 +147,114 @@ fn map_band<T: Sample>(src: &[T], mask: &[u8], map: &LinearMap, out: &mut [u8]) 
     }
 }
 
+/// Every output of a [`LinearMap`] for 16-bit inputs, indexed by the input's bits.
+type Table16 = Box<[u8; 1 << 16]>;
+
+/// The key of a cached [`Table16`]: the map's parameters (as bits) and the signedness.
+type Table16Key = ([u64; 3], bool);
+
+thread_local! {
+    /// The last 16-bit table built on this thread: tiles of a layer share one stretch, so
+    /// after the first tile a 16-bit band costs one table load per pixel.
+    static TABLE16: std::cell::RefCell<Option<(Table16Key, Table16)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Maps 16-bit samples through a table of all 65,536 outputs (built once per thread and
+/// stretch), which gives the same bytes as [`LinearMap::apply`] without per-pixel float work.
+fn map_band16<T: Copy>(
+    src: &[T],
+    mask: &[u8],
+    map: &LinearMap,
+    signed: bool,
+    bits: impl Fn(T) -> u16,
+    out: &mut [u8],
+) {
+    let key = (
+        [
+            map.in_min.to_bits(),
+            map.scale.to_bits(),
+            map.out_min.to_bits(),
+        ],
+        signed,
+    );
+    TABLE16.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let table = match &mut *slot {
+            Some((k, t)) if *k == key => t,
+            _ => {
+                let mut t: Table16 = Box::new([0; 1 << 16]);
+                for (b, o) in (0..=u16::MAX).zip(t.iter_mut()) {
+                    // The u16 → i16 cast reinterprets the bits, as `bits` does.
+                    #[allow(clippy::cast_possible_wrap)]
+                    let v = if signed {
+                        f64::from(b as i16)
+                    } else {
+                        f64::from(b)
+                    };
+                    *o = map.apply(v);
+                }
+                &mut slot.insert((key, t)).1
+            }
+        };
+        for ((o, &s), &m) in out.iter_mut().zip(src).zip(mask) {
+            let v = table[usize::from(bits(s))];
+            *o = if m == 0 { 0 } else { v };
+        }
+    });
+}
+
+/// Maps 8-bit samples through a 256-entry table (cheaper to build than to skip).
+fn map_band8<T: Copy>(
+    src: &[T],
+    mask: &[u8],
+    map: &LinearMap,
+    value: impl Fn(u8) -> f64,
+    bits: impl Fn(T) -> u8,
+    out: &mut [u8],
+) {
+    let mut table = [0u8; 256];
+    for (b, o) in (0..=u8::MAX).zip(table.iter_mut()) {
+        *o = map.apply(value(b));
+    }
+    for ((o, &s), &m) in out.iter_mut().zip(src).zip(mask) {
+        let v = table[usize::from(bits(s))];
+        *o = if m == 0 { 0 } else { v };
+    }
+}
+
 fn stretch_band(raster: &Raster, band: usize, map: &LinearMap) -> Result<Vec<u8>, CoreError> {
-    with_samples!(&raster.samples, v => {
-        let (start, n) = band_and_mask(raster, v, band)?;
-        let mut out = vec![0u8; n];
-        // `band_and_mask` checked `start + n <= v.len()`; `get` keeps this panic-free anyway.
-        let src = v.get(start..start + n).unwrap_or(&[]);
-        map_band(src, &raster.mask, map, &mut out);
-        Ok(out)
-    })
+    let mask = &raster.mask;
+    macro_rules! run {
+        ($v:expr, $f:expr) => {{
+            let (start, n) = band_and_mask(raster, $v, band)?;
+            let mut out = vec![0u8; n];
+            // `band_and_mask` checked `start + n <= len`; `get` keeps this panic-free anyway.
+            let src = $v.get(start..start + n).unwrap_or(&[]);
+            $f(src, &mut out);
+            Ok(out)
+        }};
+    }
+    // The casts between same-width integers reinterpret bits, which the tables are keyed by.
+    #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+    match &raster.samples {
+        Samples::U8(v) => run!(v, |s: &[u8], o: &mut [u8]| {
+            map_band8(s, mask, map, f64::from, |b| b, o);
+        }),
+        Samples::I8(v) => run!(v, |s: &[i8], o: &mut [u8]| {
+            map_band8(s, mask, map, |b| f64::from(b as i8), |b| b as u8, o);
+        }),
+        Samples::U16(v) => run!(v, |s: &[u16], o: &mut [u8]| {
+            map_band16(s, mask, map, false, |b| b, o);
+        }),
+        Samples::I16(v) => run!(v, |s: &[i16], o: &mut [u8]| {
+            map_band16(s, mask, map, true, |b| b as u16, o);
+        }),
+        Samples::U32(v) => run!(v, |s: &[u32], o: &mut [u8]| map_band(s, mask, map, o)),
+        Samples::I32(v) => run!(v, |s: &[i32], o: &mut [u8]| map_band(s, mask, map, o)),
+        Samples::F32(v) => run!(v, |s: &[f32], o: &mut [u8]| map_band(s, mask, map, o)),
+        Samples::F64(v) => run!(v, |s: &[f64], o: &mut [u8]| map_band(s, mask, map, o)),
+    }
 }
 
 /// Stretches `band` to palette indices: `0` where masked or not finite, else `1..=255`
@@ -281,6 +380,63 @@ mod tests {
         // (100 * 1.275 is 127.49999999999999 in f64).
         assert_eq!(stretch_to_byte(&r, 1, s).unwrap(), vec![127, 191]);
         assert!(stretch_to_byte(&r, 2, s).is_err());
+    }
+
+    #[test]
+    fn tables_match_the_direct_formula_for_every_small_integer() {
+        fn band(samples: Samples, n: usize) -> Raster {
+            let mut mask = vec![255; n];
+            mask[7] = 0;
+            Raster {
+                width: n,
+                height: 1,
+                bands: 1,
+                samples,
+                mask,
+            }
+        }
+        let all_i16: Vec<i16> = (i16::MIN..=i16::MAX).collect();
+        let all_u16: Vec<u16> = (0..=u16::MAX).collect();
+        let all_i8: Vec<i8> = (i8::MIN..=i8::MAX).collect();
+        let all_u8: Vec<u8> = (0..=u8::MAX).collect();
+        let cases = [
+            band(Samples::I16(all_i16.clone()), all_i16.len()),
+            band(Samples::U16(all_u16.clone()), all_u16.len()),
+            band(Samples::I8(all_i8.clone()), all_i8.len()),
+            band(Samples::U8(all_u8.clone()), all_u8.len()),
+        ];
+        // Alternating stretches also exercise the per-thread table being rebuilt.
+        for (lo, hi) in [
+            (-8000.0, 6000.0),
+            (0.0, 255.0),
+            (-8000.0, 6000.0),
+            (3.0, 3.0),
+        ] {
+            let s = Stretch::new(lo, hi).unwrap();
+            for r in &cases {
+                let direct: Vec<u8> = (0..r.width)
+                    .map(|i| {
+                        let v = s.to_index(r.samples.get_f64(i));
+                        if r.mask[i] == 0 {
+                            0
+                        } else {
+                            v
+                        }
+                    })
+                    .collect();
+                assert_eq!(stretch_to_index(r, 0, s).unwrap(), direct, "{lo}..{hi}");
+                let bytes = stretch_to_byte(r, 0, s).unwrap();
+                assert_eq!(
+                    bytes[r.width - 1],
+                    s.to_byte(r.samples.get_f64(r.width - 1))
+                );
+                assert_eq!(bytes[7], 0);
+            }
+        }
+        // The DEM range spreads -8000..6000 over 1..255; -32768 clips to 1, 32767 to 255.
+        let s = Stretch::new(-8000.0, 6000.0).unwrap();
+        let idx = stretch_to_index(&cases[0], 0, s).unwrap();
+        assert_eq!((idx[0], idx[65535], idx[32768]), (1, 255, 146));
     }
 
     #[test]

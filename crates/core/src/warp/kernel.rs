@@ -223,7 +223,21 @@ impl Kernel {
         taps: &mut Vec<Tap>,
         spans: &mut Vec<RowSpan>,
     ) -> PixelPlan {
-        let Some(centre) = src.containing(sx, sy) else {
+        self.plan_in(src, src, sx, sy, taps, spans)
+    }
+
+    /// [`Kernel::plan`] where the pixel containing the centre must be valid in `centre` (the
+    /// dataset mask) while the taps come from `src` (one band's validity).
+    pub(crate) fn plan_in(
+        &mut self,
+        centre: &SourceView,
+        src: &SourceView,
+        sx: f64,
+        sy: f64,
+        taps: &mut Vec<Tap>,
+        spans: &mut Vec<RowSpan>,
+    ) -> PixelPlan {
+        let Some(centre) = centre.containing(sx, sy) else {
             return PixelPlan::INVALID;
         };
         let (tap_start, span_start) = (taps.len(), spans.len());

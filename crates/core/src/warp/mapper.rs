@@ -87,6 +87,14 @@ impl<'t> PixelMapper<'t> {
         })
     }
 
+    /// The source-pixel length of 360° of longitude when source longitudes wrap (geographic,
+    /// north-up source), so callers can unwrap x positions across the antimeridian.
+    pub(crate) fn x_period(&self) -> Option<f64> {
+        let v = &self.src_inv;
+        (self.lon_centre.is_some() && v[2] == 0.0 && v[1].is_finite() && v[1] != 0.0)
+            .then(|| 360.0 * v[1].abs())
+    }
+
     /// Uses exact transforms for every pixel (no approximation).
     #[cfg(test)]
     pub(crate) fn exact(mut self) -> Self {

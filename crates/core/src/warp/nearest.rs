@@ -1,0 +1,470 @@
+//! The nearest-neighbour warp, kept apart from the kernel planner because it is the hot path
+//! of tile serving (rio-tiler's default resampling) and needs none of the planner's work.
+//!
+//! The picks are the kernel planner's, bit for bit: each destination row is mapped with
+//! [`PixelMapper::map_row`] (GDAL's approximate transformer), the source pixel is the one
+//! *containing* the mapped centre (`floor(coordinate + 1e-10)`, GDAL's
+//! `GWKCheckAndComputeSrcOffsets`), and the destination pixel is valid only when that pixel
+//! is inside the raster and valid in its mask. Per row the source indices are computed once,
+//! then every band is a plain indexed copy in the sample type; row buffers are reused, so no
+//! pixel or row allocates.
+
+use crate::crs::Transformer;
+use crate::dtype::Samples;
+use crate::geo::GeoTransform;
+use crate::raster::Raster;
+use crate::CoreError;
+
+use super::mapper::PixelMapper;
+use super::{GridSpec, MAX_WARP_PIXELS};
+
+/// GDAL's guard against truncating 2.9999999 to 2 at exact pixel edges (the planner's
+/// `EDGE_EPSILON`; the identity test in this module fails if the two differ).
+const EDGE_EPSILON: f64 = 1e-10;
+
+/// Source index of a destination pixel that gets no data (never a valid index: planes are
+/// checked to fit in memory, so they are far shorter).
+const NO_DATA: usize = usize::MAX;
+
+/// Warps `src` into `dst` with nearest-neighbour picks; same contract and output as the
+/// generic warp with [`super::Resampling::Nearest`].
+pub(super) fn warp_nearest(
+    src: &Raster,
+    src_transform: &GeoTransform,
+    dst_to_src: &Transformer,
+    dst: &GridSpec,
+) -> Result<Raster, CoreError> {
+    let plane = src
+        .width
+        .checked_mul(src.height)
+        .ok_or_else(|| CoreError::invalid("raster", "source size overflows"))?;
+    if src.samples.len() != plane.saturating_mul(src.bands) || src.mask.len() != plane {
+        return Err(CoreError::invalid(
+            "raster",
+            format!(
+                "{}x{}x{} raster holds {} samples and a {}-byte mask",
+                src.width,
+                src.height,
+                src.bands,
+                src.samples.len(),
+                src.mask.len()
+            ),
+        ));
+    }
+    let dst_plane = dst
+        .width
+        .checked_mul(dst.height)
+        .filter(|&n| n.saturating_mul(src.bands.max(1)) <= MAX_WARP_PIXELS)
+        .ok_or_else(|| CoreError::TooLarge {
+            what: "warp output",
+            reason: format!("{}x{} pixels x {} bands", dst.width, dst.height, src.bands),
+        })?;
+    let mut out = Raster::empty(dst.width, dst.height, src.bands, src.dtype());
+    if dst_plane == 0 || plane == 0 || src.bands == 0 {
+        return Ok(out);
+    }
+    let mapper = PixelMapper::new(
+        &dst.transform,
+        src_transform,
+        src.width,
+        src.height,
+        dst_to_src,
+    )
+    .ok_or_else(|| CoreError::invalid("geotransform", "the source geotransform is singular"))?;
+    let mut rows = RowPicker {
+        mapper: &mapper,
+        src_width: src.width,
+        src_height: src.height,
+        src_mask: &src.mask,
+        xs: vec![0.0; dst.width],
+        ys: vec![0.0; dst.width],
+        indices: vec![NO_DATA; dst.width],
+    };
+    let Raster { samples, mask, .. } = &mut out;
+    let layout = Layout {
+        bands: src.bands,
+        src_plane: plane,
+        dst_plane,
+        dst_width: dst.width,
+    };
+    macro_rules! run {
+        ($($v:ident),*) => {
+            match (&src.samples, samples) {
+                $((Samples::$v(s), Samples::$v(d)) => copy_rows(&mut rows, layout, s, d, mask),)*
+                _ => Err(CoreError::invalid("raster", "output type differs from input")),
+            }
+        };
+    }
+    run!(U8, I8, U16, I16, U32, I32, F32, F64)?;
+    Ok(out)
+}
+
+/// Band and plane sizes of a warp.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    bands: usize,
+    src_plane: usize,
+    dst_plane: usize,
+    dst_width: usize,
+}
+
+/// Per-row source picks, with buffers reused from row to row.
+struct RowPicker<'a, 'm> {
+    mapper: &'a PixelMapper<'m>,
+    src_width: usize,
+    src_height: usize,
+    src_mask: &'a [u8],
+    xs: Vec<f64>,
+    ys: Vec<f64>,
+    /// Source index per destination pixel of the current row, [`NO_DATA`] when invalid.
+    indices: Vec<usize>,
+}
+
+impl RowPicker<'_, '_> {
+    /// Maps destination row `row` and fills `indices` and the row's mask.
+    fn pick(&mut self, row: usize, mask_row: &mut [u8]) {
+        self.mapper.map_row(row, &mut self.xs, &mut self.ys);
+        let sw = self.src_width;
+        #[allow(clippy::cast_precision_loss)]
+        let (w, h) = (sw as f64, self.src_height as f64);
+        #[allow(clippy::cast_precision_loss)]
+        let (max_col, max_row) = ((sw - 1) as f64, (self.src_height - 1) as f64);
+        let y0 = self.ys.first().copied().unwrap_or(f64::NAN);
+        if self.ys.iter().all(|&y| y.to_bits() == y0.to_bits()) {
+            // North-up rows (affine and lon/lat ↔ Web Mercator paths) share one source row:
+            // decide it once, then only x varies.
+            let ey = y0 + EDGE_EPSILON;
+            let row_inside = (y0 >= 0.0) & (ey <= h);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let base = (ey.max(0.0).min(max_row) as i64 as usize) * sw;
+            for (&x, index) in self.xs.iter().zip(self.indices.iter_mut()) {
+                let ex = x + EDGE_EPSILON;
+                let inside = row_inside & (x >= 0.0) & (ex <= w);
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let col = ex.max(0.0).min(max_col) as i64 as usize;
+                *index = if inside { base + col } else { NO_DATA };
+            }
+        } else {
+            self.pick_general();
+        }
+        // Pass 2: the source mask (NO_DATA is past its end).
+        for (index, m) in self.indices.iter_mut().zip(mask_row) {
+            let valid = self.src_mask.get(*index).is_some_and(|&v| v != 0);
+            if !valid {
+                *index = NO_DATA;
+            }
+            *m = if valid { 255 } else { 0 };
+        }
+    }
+
+    /// Pass 1 for rows whose source y varies, branch-free: the pixel containing each point,
+    /// or NO_DATA off the raster.
+    fn pick_general(&mut self) {
+        let sw = self.src_width;
+        #[allow(clippy::cast_precision_loss)]
+        let (w, h) = (sw as f64, self.src_height as f64);
+        #[allow(clippy::cast_precision_loss)]
+        let (max_col, max_row) = ((sw - 1) as f64, (self.src_height - 1) as f64);
+        let coords = self.xs.iter().zip(&self.ys);
+        for ((&x, &y), index) in coords.zip(self.indices.iter_mut()) {
+            let (ex, ey) = (x + EDGE_EPSILON, y + EDGE_EPSILON);
+            // NaN fails the first two comparisons.
+            let inside = (x >= 0.0) & (y >= 0.0) & (ex <= w) & (ey <= h);
+            // Clamped into the raster first (NaN becomes 0), so the truncations are floors
+            // of in-range values and the index cannot overflow; `min` with the last column is
+            // the planner's clamp of a point exactly on the far edge. Through i64 because a
+            // signed conversion is one instruction without AVX-512.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let (col, r) = (
+                ex.max(0.0).min(max_col) as i64 as usize,
+                ey.max(0.0).min(max_row) as i64 as usize,
+            );
+            *index = if inside { r * sw + col } else { NO_DATA };
+        }
+    }
+}
+
+/// Picks every destination row once and copies it for every band.
+fn copy_rows<T: Copy>(
+    rows: &mut RowPicker,
+    layout: Layout,
+    src: &[T],
+    dst: &mut [T],
+    mask: &mut [u8],
+) -> Result<(), CoreError> {
+    let w = layout.dst_width;
+    for (row, mask_row) in mask.chunks_exact_mut(w).enumerate() {
+        rows.pick(row, mask_row);
+        for band in 0..layout.bands {
+            let s0 = band * layout.src_plane;
+            let src_band = src
+                .get(s0..s0 + layout.src_plane)
+                .ok_or_else(|| CoreError::invalid("raster", "band out of range"))?;
+            let d0 = band * layout.dst_plane + row * w;
+            let dst_row = dst
+                .get_mut(d0..d0 + w)
+                .ok_or_else(|| CoreError::invalid("raster", "row out of range"))?;
+            for (o, &i) in dst_row.iter_mut().zip(&rows.indices) {
+                if let Some(v) = src_band.get(i) {
+                    *o = *v;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Identity with the kernel planner's nearest (the path validated against GDAL on the
+    //! rio-tiler reference suite).
+    use super::super::kernel::{apply_row, Kernel, PixelPlan, RowSpan, SourceView, Tap};
+    use super::super::Resampling;
+    use super::*;
+    use crate::crs::Crs;
+    use crate::dtype::Sample;
+    use crate::tms::{TileCoord, TileMatrixSet};
+
+    /// The generic planner path: one kernel plan per destination pixel, then the weighted
+    /// sum (a single tap of weight 1 for nearest).
+    fn planner_nearest(
+        src: &Raster,
+        src_transform: &GeoTransform,
+        t: &Transformer,
+        dst: &GridSpec,
+    ) -> Raster {
+        let mut out = Raster::empty(dst.width, dst.height, src.bands, src.dtype());
+        let mapper =
+            PixelMapper::new(&dst.transform, src_transform, src.width, src.height, t).unwrap();
+        let view = SourceView {
+            width: src.width,
+            height: src.height,
+            mask: &src.mask,
+        };
+        let mut kernel = Kernel::new(Resampling::Nearest, 1.0, 1.0, false);
+        let (mut xs, mut ys) = (vec![0.0; dst.width], vec![0.0; dst.width]);
+        let plane = src.width * src.height;
+        let dst_plane = dst.width * dst.height;
+        fn band_rows<T: super::super::kernel::WarpSample>(
+            plans: &[PixelPlan],
+            spans: &[RowSpan],
+            taps: &[Tap],
+            src: &[T],
+            dst: &mut [T],
+        ) {
+            apply_row(plans, spans, taps, src, dst, false);
+        }
+        for row in 0..dst.height {
+            mapper.map_row(row, &mut xs, &mut ys);
+            let (mut plans, mut spans, mut taps) = (Vec::new(), Vec::new(), Vec::new());
+            for (x, y) in xs.iter().zip(&ys) {
+                plans.push(kernel.plan(&view, *x, *y, &mut taps, &mut spans));
+            }
+            for (c, p) in plans.iter().enumerate() {
+                out.mask[row * dst.width + c] = if p.len > 0 { 255 } else { 0 };
+            }
+            for b in 0..src.bands {
+                let s = b * plane..(b + 1) * plane;
+                let d = b * dst_plane + row * dst.width..b * dst_plane + (row + 1) * dst.width;
+                macro_rules! go {
+                    ($($v:ident),*) => {
+                        match (&src.samples, &mut out.samples) {
+                            $((Samples::$v(sv), Samples::$v(dv)) => {
+                                band_rows(&plans, &spans, &taps, &sv[s], &mut dv[d])
+                            })*
+                            _ => unreachable!(),
+                        }
+                    };
+                }
+                go!(U8, I8, U16, I16, U32, I32, F32, F64);
+            }
+        }
+        out
+    }
+
+    /// Deterministic pseudo-random samples (xorshift) so every pick is visible in the output.
+    fn noise<T: Sample>(n: usize, seed: u64, f: impl Fn(u64) -> T) -> Vec<T> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                f(s)
+            })
+            .collect()
+    }
+
+    /// A `w` x `h` source with `bands` bands of `dtype`-like noise and a mask with a hole, a
+    /// masked border column and scattered invalid pixels.
+    fn source(w: usize, h: usize, bands: usize, kind: u8) -> Raster {
+        let n = w * h * bands;
+        #[allow(clippy::cast_possible_truncation)]
+        let samples = match kind {
+            0 => Samples::U8(noise(n, 7, |v| v as u8)),
+            1 => Samples::I16(noise(n, 11, |v| v as i16)),
+            2 => Samples::F32(noise(n, 13, |v| {
+                if v % 97 == 0 {
+                    f32::NAN
+                } else {
+                    (v % 100_000) as f32 * 0.25 - 1000.0
+                }
+            })),
+            _ => Samples::F64(noise(n, 17, |v| (v % 1_000_000) as f64 * 1e-3)),
+        };
+        let mut mask = vec![255u8; w * h];
+        for r in 0..h {
+            for c in 0..w {
+                let hole = (r * 3 / h == 1) && (c * 3 / w == 1) && (r + c) % 5 != 0;
+                if hole || c == 0 || (r * 31 + c * 17) % 23 == 0 {
+                    mask[r * w + c] = 0;
+                }
+            }
+        }
+        Raster {
+            width: w,
+            height: h,
+            bands,
+            samples,
+            mask,
+        }
+    }
+
+    fn assert_same(a: &Raster, b: &Raster, what: &str) {
+        assert_eq!(a.mask, b.mask, "{what}: masks differ");
+        assert_eq!(a.samples.len(), b.samples.len(), "{what}");
+        let mut differing = 0;
+        for i in 0..a.samples.len() {
+            let (x, y) = (a.samples.get_f64(i), b.samples.get_f64(i));
+            if x.to_bits() != y.to_bits() && !(x.is_nan() && y.is_nan()) {
+                differing += 1;
+            }
+        }
+        assert_eq!(differing, 0, "{what}: samples differ");
+    }
+
+    /// Runs both paths and checks that the case is not trivial (some valid, some invalid).
+    fn check(src: &Raster, src_gt: &GeoTransform, src_crs: &Crs, dst: &GridSpec, what: &str) {
+        let t = Transformer::new(&Crs::web_mercator(), src_crs).unwrap();
+        let fast = warp_nearest(src, src_gt, &t, dst).unwrap();
+        let slow = planner_nearest(src, src_gt, &t, dst);
+        assert_same(&fast, &slow, what);
+        let valid = fast.mask.iter().filter(|&&m| m != 0).count();
+        assert!(valid >= 1000, "{what}: only {valid} valid");
+        assert!(valid < fast.mask.len(), "{what}: no invalid pixel");
+    }
+
+    fn tile(z: u8, x: u32, y: u32, size: u32) -> GridSpec {
+        let tms = TileMatrixSet::web_mercator_quad();
+        GridSpec::for_tile(&tms, TileCoord::new(z, x, y).unwrap(), size)
+    }
+
+    /// The zoom-`z` tile containing the point at fraction (`fx`, `fy`) of the source raster.
+    fn tile_at(src: &Raster, gt: &GeoTransform, crs: &Crs, z: u8, f: (f64, f64)) -> TileCoord {
+        let (x, y) = gt.apply(f.0 * src.width as f64, f.1 * src.height as f64);
+        let (lon, lat) = Transformer::new(crs, &Crs::wgs84())
+            .unwrap()
+            .transform_point(x, y)
+            .unwrap();
+        TileMatrixSet::web_mercator_quad()
+            .tile_for_lonlat(lon, lat, z)
+            .unwrap()
+    }
+
+    /// Checks the tiles at the centre and near a corner (so part of the tile is off the
+    /// source) at each zoom.
+    fn check_zooms(src: &Raster, gt: &GeoTransform, crs: &Crs, zooms: &[(u8, u32)], what: &str) {
+        for &(z, size) in zooms {
+            for f in [(0.5, 0.5), (0.02, 0.97)] {
+                let t = tile_at(src, gt, crs, z, f);
+                let grid = tile(z, t.x(), t.y(), size);
+                check(
+                    src,
+                    gt,
+                    crs,
+                    &grid,
+                    &format!("{what} {z}/{}/{} @{f:?}", t.x(), t.y()),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn utm_to_web_mercator_matches_planner() {
+        let crs = Crs::from_epsg(32618).unwrap();
+        // 30 m UTM 18N grid near New York: z9 and z10 tiles downsample it (~230 and ~115 m
+        // pixels at 41°N), z13 upsamples (~14 m); the 7 m grid likewise at z12 and z15.
+        let src = source(1500, 1200, 3, 0);
+        let gt = GeoTransform::north_up(560_000.0, 4_530_000.0, 30.0, 30.0);
+        check_zooms(&src, &gt, &crs, &[(9, 256), (10, 256), (13, 256)], "utm u8");
+        let src16 = source(700, 500, 1, 1);
+        let gt16 = GeoTransform::north_up(580_000.0, 4_520_000.0, 7.0, 7.0);
+        check_zooms(&src16, &gt16, &crs, &[(12, 512), (15, 256)], "utm i16");
+    }
+
+    #[test]
+    fn lonlat_to_web_mercator_matches_planner() {
+        // A global 0.25° grid (wraps in longitude) and a regional one.
+        let wgs = Crs::wgs84();
+        let global = source(1440, 720, 1, 2);
+        let gt = GeoTransform::north_up(-180.0, 90.0, 0.25, 0.25);
+        check(&global, &gt, &wgs, &tile(2, 0, 1, 256), "global z2");
+        check(
+            &global,
+            &gt,
+            &wgs,
+            &tile(5, 16, 11, 256),
+            "global z5 (upsampling)",
+        );
+        check(&global, &gt, &wgs, &tile(0, 0, 0, 512), "global z0");
+        let regional = source(400, 300, 2, 3);
+        let gt = GeoTransform::north_up(10.0, 50.0, 0.01, 0.01);
+        check_zooms(
+            &regional,
+            &gt,
+            &wgs,
+            &[(6, 256), (8, 256), (11, 256)],
+            "regional",
+        );
+    }
+
+    #[test]
+    fn web_mercator_to_web_mercator_matches_planner() {
+        let merc = Crs::web_mercator();
+        let src = source(600, 600, 1, 1);
+        // Pixel size not a power-of-two fraction of the tile grid: uneven picks.
+        let gt = GeoTransform::north_up(-1_000_000.0, 7_000_000.0, 173.3, 173.3);
+        check_zooms(&src, &gt, &merc, &[(6, 256), (8, 512), (11, 256)], "3857");
+        // Pixels aligned with the tile grid, 2 and 4 per tile pixel: destination centres map
+        // to source pixel edges, where GDAL's 1e-10 nudge decides the pick.
+        let z = 9u8;
+        let tms = TileMatrixSet::web_mercator_quad();
+        let b = tms.tile_bounds(TileCoord::new(z, 250, 170).unwrap());
+        for k in [2.0, 4.0] {
+            let res = tms.resolution(z) / k;
+            let aligned =
+                GeoTransform::north_up(b.west - 100.0 * res, b.north + 50.0 * res, res, res);
+            check(
+                &src,
+                &aligned,
+                &merc,
+                &tile(z, 250, 170, 256),
+                "3857 aligned",
+            );
+        }
+    }
+
+    #[test]
+    fn no_overlap_and_bad_input() {
+        let merc = Crs::web_mercator();
+        let t = Transformer::new(&merc, &merc).unwrap();
+        let src = source(10, 10, 1, 0);
+        let gt = GeoTransform::north_up(0.0, 0.0, 1.0, 1.0);
+        let far = tile(10, 0, 0, 256);
+        let out = warp_nearest(&src, &gt, &t, &far).unwrap();
+        assert!(out.mask.iter().all(|&m| m == 0));
+        let mut short = src.clone();
+        short.mask.pop();
+        assert!(warp_nearest(&short, &gt, &t, &far).is_err());
+    }
+}
