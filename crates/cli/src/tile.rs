@@ -26,7 +26,8 @@ pub struct TileArgs {
     #[arg(long, default_value = "nearest")]
     resampling: Resampling,
     /// Value range mapped to the colour ramp, as MIN,MAX (default: the tile's valid range,
-    /// or 0,255 for 8-bit data). For RGB, one range for all three bands.
+    /// or 0,255 for 8-bit data). For RGB, one range for all bands or three:
+    /// RMIN,RMAX,GMIN,GMAX,BMIN,BMAX.
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     stretch: Option<Vec<f64>>,
     /// Colormap name for single-band images (viridis, magma, terrain, ..., and their _r).
@@ -48,10 +49,12 @@ pub async fn run(args: TileArgs) -> anyhow::Result<()> {
         )
     })?;
     let tile = TileCoord::new(args.z, args.x, args.y).context("invalid tile")?;
-    let stretch = match args.stretch.as_deref() {
-        None => None,
-        Some([lo, hi]) if lo < hi => Some((*lo, *hi)),
-        Some(_) => bail!("--stretch needs MIN,MAX with MIN < MAX"),
+    let stretch: Vec<(f64, f64)> = match args.stretch.as_deref() {
+        None => Vec::new(),
+        Some(v) if (v.len() == 2 || v.len() == 6) && v.chunks(2).all(|p| p[0] < p[1]) => {
+            v.chunks(2).map(|p| (p[0], p[1])).collect()
+        }
+        Some(_) => bail!("--stretch needs MIN,MAX (or three MIN,MAX pairs for RGB) with MIN < MAX"),
     };
     let engine = Engine::new(&EngineConfig {
         cpu_threads: 0,

@@ -239,6 +239,85 @@ fn tile_writes_every_format() {
         );
     }
 
+    // Per-band RGB ranges: a narrower red range makes red brighter, pixel for pixel.
+    let narrow_png = dir.join("narrow.png");
+    let wide_png = dir.join("wide.png");
+    let rgb_s = rgb.to_str().unwrap();
+    for (p, stretch) in [
+        (&wide_png, "0,255,0,255,0,255"),
+        (&narrow_png, "0,100,0,255,0,255"),
+    ] {
+        let out = kiln(&[
+            "tile",
+            rgb_s,
+            "10",
+            "289",
+            "437",
+            "--stretch",
+            stretch,
+            "-o",
+            p.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let decode = |p: &Path| {
+        let mut r = png::Decoder::new(std::io::Cursor::new(std::fs::read(p).unwrap()))
+            .read_info()
+            .unwrap();
+        let mut buf = vec![0; r.output_buffer_size()];
+        let info = r.next_frame(&mut buf).unwrap();
+        (info.color_type, buf)
+    };
+    let ((ct, w), (_, n)) = (decode(&wide_png), decode(&narrow_png));
+    let ch = if ct == png::ColorType::Rgba { 4 } else { 3 };
+    let (mut brighter, mut same_green) = (0, true);
+    for (a, b) in w.chunks(ch).zip(n.chunks(ch)) {
+        brighter += usize::from(b[0] > a[0]);
+        same_green &= a[1] == b[1];
+    }
+    assert!(
+        brighter > 1000 && same_green,
+        "red stretched alone: {brighter} brighter pixels"
+    );
+    let bad = kiln(&[
+        "tile",
+        rgb_s,
+        "10",
+        "289",
+        "437",
+        "--stretch",
+        "0,1,2,3",
+        "-o",
+        narrow_png.to_str().unwrap(),
+    ]);
+    assert!(!bad.status.success());
+
+    // A colormapped single band as JPEG (no palette in JPEG: expanded).
+    let dem_jpg = dir.join("dem.jpg");
+    let out = kiln(&[
+        "tile",
+        dem,
+        "2",
+        "2",
+        "1",
+        "--colormap",
+        "viridis",
+        "-o",
+        dem_jpg.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(&dem_jpg)
+        .unwrap()
+        .starts_with(&[0xFF, 0xD8, 0xFF]));
+
     // Raw GeoTIFF tile: kiln reads its own output back as a 256 x 256 EPSG:3857 raster.
     let tif = dir.join("t.tif");
     let out = kiln(&["tile", dem, "2", "2", "1", "-o", tif.to_str().unwrap()]);

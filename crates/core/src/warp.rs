@@ -18,6 +18,8 @@ mod mapper;
 mod nearest;
 mod overview;
 
+pub use overview::choose_overview_with;
+
 use std::str::FromStr;
 
 use crate::crs::{Crs, Transformer};

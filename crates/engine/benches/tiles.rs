@@ -24,7 +24,7 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let png = |stretch, colormap: Option<&str>| RenderOptions {
+    let png = |stretch: Vec<(f64, f64)>, colormap: Option<&str>| RenderOptions {
         format: OutputFormat::from_extension("png").unwrap(),
         stretch,
         colormap: colormap.map(str::to_string),
@@ -43,13 +43,13 @@ fn cases() -> Vec<Case> {
             name: "dem_i16_terrain_png",
             file: "global_etopo5_i16_cog.tif",
             tiles: dem_tiles,
-            opts: png(Some((-8000.0, 6000.0)), Some("terrain")),
+            opts: png(vec![(-8000.0, 6000.0)], Some("terrain")),
         },
         Case {
             name: "rgb_jpeg_cog_png",
             file: "global_shadedrelief_10800x5400_rgb_jpeg_cog.tif",
             tiles: rgb_tiles,
-            opts: png(None, None),
+            opts: png(Vec::new(), None),
         },
     ]
 }

@@ -43,9 +43,9 @@ impl OutputFormat {
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
     pub format: OutputFormat,
-    /// Value range mapped onto the colours (default: 0..255 for 8-bit data, else the tile's
-    /// valid range).
-    pub stretch: Option<(f64, f64)>,
+    /// Value ranges mapped onto the colours: none (0..255 for 8-bit data, else the tile's
+    /// valid range), one for every band, or one per band of an RGB image.
+    pub stretch: Vec<(f64, f64)>,
     pub colormap: Option<String>,
     pub quality: u8,
 }
@@ -88,8 +88,25 @@ fn encode_sync(
             let image = match raster.bands {
                 1 => single_band_image(source, raster, opts)?,
                 3 => {
-                    let s = stretch_for(raster, opts.stretch, None).map_err(core_err)?;
-                    product::rgb_image(raster, [0, 1, 2], [s, s, s])
+                    let ranges = match opts.stretch.as_slice() {
+                        [r, g, b] => [Some(*r), Some(*g), Some(*b)],
+                        [one] => [Some(*one); 3],
+                        [] => [None; 3],
+                        other => {
+                            return Err(EngineError::bad_request(
+                                "stretch",
+                                format!("give 1 or 3 ranges for an RGB image, not {}", other.len()),
+                            ))
+                        }
+                    };
+                    let auto = stretch_for(raster, None, None).map_err(core_err)?;
+                    let mut s = [auto; 3];
+                    for (slot, range) in s.iter_mut().zip(ranges) {
+                        if let Some(r) = range {
+                            *slot = stretch_for(raster, Some(r), None).map_err(core_err)?;
+                        }
+                    }
+                    product::rgb_image(raster, [0, 1, 2], s)
                         .map_err(core_err)?
                         .into()
                 }
@@ -102,27 +119,39 @@ fn encode_sync(
                     ))
                 }
             };
-            if let (ImageFormat::Png, Some((indices, palette))) = (format, &image.indexed) {
-                return product::encode_png_indexed(raster.width, raster.height, indices, palette)
-                    .map_err(core_err);
+            match image {
+                Rendered::Indexed { indices, palette } if format == ImageFormat::Png => {
+                    product::encode_png_indexed(raster.width, raster.height, &indices, &palette)
+                        .map_err(core_err)
+                }
+                Rendered::Indexed { indices, palette } => {
+                    // JPEG and WebP have no palettes: expand to RGBA.
+                    let entries = palette.entries();
+                    let mut rgba = Vec::with_capacity(indices.len() * 4);
+                    for &i in &indices {
+                        rgba.extend_from_slice(
+                            entries.get(usize::from(i)).unwrap_or(&[0, 0, 0, 0]),
+                        );
+                    }
+                    Image8::new(raster.width, raster.height, PixelLayout::Rgba, rgba)
+                        .and_then(|img| img.encode(format, quality))
+                        .map_err(core_err)
+                }
+                Rendered::Image(img) => img.encode(format, quality).map_err(core_err),
             }
-            image.rgba.encode(format, quality).map_err(core_err)
         }
     }
 }
 
-/// An image, plus its indexed form when it has one (cheaper to encode as PNG).
-struct Rendered {
-    rgba: Image8,
-    indexed: Option<(Vec<u8>, Palette)>,
+/// A rendered tile: palette indices (single band; PNG keeps them indexed) or an image.
+enum Rendered {
+    Indexed { indices: Vec<u8>, palette: Palette },
+    Image(Image8),
 }
 
 impl From<Image8> for Rendered {
-    fn from(rgba: Image8) -> Self {
-        Self {
-            rgba,
-            indexed: None,
-        }
+    fn from(img: Image8) -> Self {
+        Self::Image(img)
     }
 }
 
@@ -174,23 +203,23 @@ fn single_band_image(
             (idx, Palette::new(entries).map_err(core_err)?)
         }
         (name, _) => {
-            let stretch = stretch_for(raster, opts.stretch, Some(0)).map_err(core_err)?;
+            let requested = match opts.stretch.as_slice() {
+                [] => None,
+                [one] => Some(*one),
+                other => {
+                    return Err(EngineError::bad_request(
+                        "stretch",
+                        format!("give 1 range for a single-band image, not {}", other.len()),
+                    ))
+                }
+            };
+            let stretch = stretch_for(raster, requested, Some(0)).map_err(core_err)?;
             let cmap = Colormap::by_name(name.as_deref().unwrap_or("greys_r")).map_err(core_err)?;
             let idx = stretch_to_index(raster, 0, stretch).map_err(core_err)?;
             (idx, cmap.palette())
         }
     };
-    let mut rgba = Vec::with_capacity(indices.len() * 4);
-    let entries = palette.entries();
-    for &i in &indices {
-        rgba.extend_from_slice(entries.get(usize::from(i)).unwrap_or(&[0, 0, 0, 0]));
-    }
-    let image =
-        Image8::new(raster.width, raster.height, PixelLayout::Rgba, rgba).map_err(core_err)?;
-    Ok(Rendered {
-        rgba: image,
-        indexed: Some((indices, palette)),
-    })
+    Ok(Rendered::Indexed { indices, palette })
 }
 
 /// The stretch to use: the caller's, else 0..255 for 8-bit data, else the valid range of

@@ -472,8 +472,16 @@ fn plan_window(
         .iter()
         .map(|i| (i.width as usize, i.height as usize))
         .collect();
-    let level = warp::choose_overview(grid, &dst_crs, &src.transform, &src.crs, &sizes, resampling)
-        .map_err(|e| EngineError::from_core(src.uri(), e))?;
+    let level = warp::choose_overview_with(
+        &src.to_tiles,
+        grid,
+        &dst_crs,
+        &src.transform,
+        &src.crs,
+        &sizes,
+        resampling,
+    )
+    .map_err(|e| EngineError::from_core(src.uri(), e))?;
     let (lw, lh) = sizes
         .get(level)
         .copied()

@@ -12,7 +12,7 @@ use crate::crs::{Crs, Transformer};
 use crate::geo::GeoTransform;
 use crate::CoreError;
 
-use super::{GridSpec, Resampling};
+use super::{GridSpec, Reprojection, Resampling};
 
 /// GDAL 3.10 accepts an overview up to `desired × threshold + 0.1` ("numerical instability"
 /// slack): e.g. the 2× level for a 1.648× read with nearest (1.648 × 1.2 = 1.978 < 2).
@@ -24,6 +24,50 @@ const OVERSAMPLING_EPSILON: f64 = 0.1;
 const RIO_TILER_MAX_LAT: f64 = 85.06;
 
 pub(super) fn choose(
+    dst: &GridSpec,
+    dst_crs: &Crs,
+    src_transform: &GeoTransform,
+    src_crs: &Crs,
+    levels: &[(usize, usize)],
+    resampling: Resampling,
+) -> Result<usize, CoreError> {
+    let to_dst = Transformer::new(src_crs, dst_crs)?;
+    choose_with(
+        &to_dst,
+        dst,
+        dst_crs,
+        src_transform,
+        src_crs,
+        levels,
+        resampling,
+    )
+}
+
+/// [`super::choose_overview`] with the prebuilt transformers of the (source, tile) CRS pair,
+/// so that planning a tile sets up no projection. `src_crs`/`dst_crs` must be the pair
+/// `reprojection` was built for (they only pick rio-tiler's latitude crop and name errors).
+pub fn choose_overview_with(
+    reprojection: &Reprojection,
+    dst: &GridSpec,
+    dst_crs: &Crs,
+    src_transform: &GeoTransform,
+    src_crs: &Crs,
+    levels: &[(usize, usize)],
+    resampling: Resampling,
+) -> Result<usize, CoreError> {
+    choose_with(
+        reprojection.src_to_dst(),
+        dst,
+        dst_crs,
+        src_transform,
+        src_crs,
+        levels,
+        resampling,
+    )
+}
+
+fn choose_with(
+    to_dst: &Transformer,
     dst: &GridSpec,
     dst_crs: &Crs,
     src_transform: &GeoTransform,
@@ -49,7 +93,6 @@ pub(super) fn choose(
     let extent_w = dst_res_x * out_w;
     let extent_h = dst_res_y * out_h;
 
-    let to_dst = Transformer::new(src_crs, dst_crs)?;
     // The size of the dataset rio-tiler asks GDAL to read from, before reducing it to the
     // output size, and the downsampling factor of each overview relative to it.
     let (read_w, read_h, factors): (f64, f64, Vec<f64>) = if to_dst.is_identity() {
@@ -70,7 +113,7 @@ pub(super) fn choose(
         (read_w, read_h, factors)
     } else {
         let (native_x, native_y) =
-            native_resolution(&to_dst, src_transform, src_crs, dst_crs, full_w, full_h)?;
+            native_resolution(to_dst, src_transform, src_crs, dst_crs, full_w, full_h)?;
         // rio-tiler: keep the native resolution unless the output is finer (over-zoom).
         let res_x = native_x.min(dst_res_x);
         let res_y = native_y.min(dst_res_y);
@@ -196,4 +239,70 @@ fn native_resolution(
         ));
     }
     Ok((res, res))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tms::TileMatrixSet;
+
+    #[test]
+    fn prebuilt_transformers_choose_the_same_level() {
+        let merc = Crs::web_mercator();
+        let tms = TileMatrixSet::web_mercator_quad();
+        // ETOPO5-like global grid with 4 overviews, and a 30 m UTM scene with 3.
+        let global = (
+            Crs::wgs84(),
+            GeoTransform::north_up(-180.0, 90.0, 1.0 / 12.0, 1.0 / 12.0),
+            vec![
+                (4320, 2160),
+                (2160, 1080),
+                (1080, 540),
+                (540, 270),
+                (270, 135),
+            ],
+        );
+        let utm = (
+            Crs::from_epsg(32618).unwrap(),
+            GeoTransform::north_up(560_000.0, 4_530_000.0, 30.0, 30.0),
+            vec![(8000, 8000), (4000, 4000), (2000, 2000), (1000, 1000)],
+        );
+        let mut levels_seen = std::collections::HashSet::new();
+        for (crs, gt, levels) in [global, utm] {
+            let reprojection = Reprojection::new(&crs, &merc).unwrap();
+            let (lon, lat) = {
+                let (x, y) = gt.apply(levels[0].0 as f64 / 2.0, levels[0].1 as f64 / 2.0);
+                Transformer::new(&crs, &Crs::wgs84())
+                    .unwrap()
+                    .transform_point(x, y)
+                    .unwrap()
+            };
+            for z in 0..14 {
+                let tile = tms.tile_for_lonlat(lon, lat, z).unwrap();
+                for size in [256, 512] {
+                    let grid = GridSpec::for_tile(&tms, tile, size);
+                    for r in [Resampling::Nearest, Resampling::Bilinear] {
+                        let a = choose(&grid, &merc, &gt, &crs, &levels, r).unwrap();
+                        let b = choose_overview_with(
+                            &reprojection,
+                            &grid,
+                            &merc,
+                            &gt,
+                            &crs,
+                            &levels,
+                            r,
+                        )
+                        .unwrap();
+                        assert_eq!(a, b, "z{z} {size} {r}");
+                        levels_seen.insert(a);
+                    }
+                }
+            }
+        }
+        // The zoom sweep reaches the full resolution and the coarsest overviews.
+        assert!(
+            levels_seen.contains(&0) && levels_seen.contains(&3),
+            "{levels_seen:?}"
+        );
+    }
 }
