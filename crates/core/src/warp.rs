@@ -459,19 +459,15 @@ pub fn warp_with_options(
     )
 }
 
-fn warp_with_transformer(
+/// Checks a warp's inputs and sets up its output raster (all invalid) and the row mapper
+/// from destination pixels to source pixels; the mapper is `None` when there is nothing to
+/// warp and the output is returned as it is.
+pub(super) fn start_warp<'t>(
     src: &Raster,
     src_transform: &GeoTransform,
-    dst_to_src: &Transformer,
+    dst_to_src: &'t Transformer,
     dst: &GridSpec,
-    resampling: Resampling,
-    options: WarpOptions,
-) -> Result<Raster, CoreError> {
-    let nodata = options.band_nodata;
-    // Nearest copies nodata samples as they are, so it needs neither kernels nor `nodata`.
-    if resampling == Resampling::Nearest {
-        return nearest::warp_nearest(src, src_transform, dst_to_src, dst);
-    }
+) -> Result<(Raster, Option<PixelMapper<'t>>), CoreError> {
     let plane = src
         .width
         .checked_mul(src.height)
@@ -497,9 +493,9 @@ fn warp_with_transformer(
             what: "warp output",
             reason: format!("{}x{} pixels x {} bands", dst.width, dst.height, src.bands),
         })?;
-    let mut out = Raster::empty(dst.width, dst.height, src.bands, src.dtype());
+    let out = Raster::empty(dst.width, dst.height, src.bands, src.dtype());
     if dst_plane == 0 || plane == 0 || src.bands == 0 {
-        return Ok(out);
+        return Ok((out, None));
     }
     let mapper = PixelMapper::new(
         &dst.transform,
@@ -509,6 +505,27 @@ fn warp_with_transformer(
         dst_to_src,
     )
     .ok_or_else(|| CoreError::invalid("geotransform", "the source geotransform is singular"))?;
+    Ok((out, Some(mapper)))
+}
+
+fn warp_with_transformer(
+    src: &Raster,
+    src_transform: &GeoTransform,
+    dst_to_src: &Transformer,
+    dst: &GridSpec,
+    resampling: Resampling,
+    options: WarpOptions,
+) -> Result<Raster, CoreError> {
+    let nodata = options.band_nodata;
+    // Nearest copies nodata samples as they are, so it needs neither kernels nor `nodata`.
+    if resampling == Resampling::Nearest {
+        return nearest::warp_nearest(src, src_transform, dst_to_src, dst);
+    }
+    let (mut out, mapper) = start_warp(src, src_transform, dst_to_src, dst)?;
+    let Some(mapper) = mapper else {
+        return Ok(out);
+    };
+    let plane = src.width * src.height;
     let view = SourceView {
         width: src.width,
         height: src.height,

@@ -16,7 +16,7 @@ use crate::raster::Raster;
 use crate::CoreError;
 
 use super::mapper::PixelMapper;
-use super::{GridSpec, MAX_WARP_PIXELS};
+use super::GridSpec;
 
 /// GDAL's guard against truncating 2.9999999 to 2 at exact pixel edges (the planner's
 /// `EDGE_EPSILON`; the identity test in this module fails if the two differ).
@@ -34,43 +34,11 @@ pub(super) fn warp_nearest(
     dst_to_src: &Transformer,
     dst: &GridSpec,
 ) -> Result<Raster, CoreError> {
-    let plane = src
-        .width
-        .checked_mul(src.height)
-        .ok_or_else(|| CoreError::invalid("raster", "source size overflows"))?;
-    if src.samples.len() != plane.saturating_mul(src.bands) || src.mask.len() != plane {
-        return Err(CoreError::invalid(
-            "raster",
-            format!(
-                "{}x{}x{} raster holds {} samples and a {}-byte mask",
-                src.width,
-                src.height,
-                src.bands,
-                src.samples.len(),
-                src.mask.len()
-            ),
-        ));
-    }
-    let dst_plane = dst
-        .width
-        .checked_mul(dst.height)
-        .filter(|&n| n.saturating_mul(src.bands.max(1)) <= MAX_WARP_PIXELS)
-        .ok_or_else(|| CoreError::TooLarge {
-            what: "warp output",
-            reason: format!("{}x{} pixels x {} bands", dst.width, dst.height, src.bands),
-        })?;
-    let mut out = Raster::empty(dst.width, dst.height, src.bands, src.dtype());
-    if dst_plane == 0 || plane == 0 || src.bands == 0 {
+    let (mut out, mapper) = super::start_warp(src, src_transform, dst_to_src, dst)?;
+    let Some(mapper) = mapper else {
         return Ok(out);
-    }
-    let mapper = PixelMapper::new(
-        &dst.transform,
-        src_transform,
-        src.width,
-        src.height,
-        dst_to_src,
-    )
-    .ok_or_else(|| CoreError::invalid("geotransform", "the source geotransform is singular"))?;
+    };
+    let (plane, dst_plane) = (src.width * src.height, dst.width * dst.height);
     let mut rows = RowPicker {
         mapper: &mapper,
         src_width: src.width,
