@@ -33,6 +33,10 @@ pub struct TileArgs {
     /// Colormap name for single-band images (viridis, magma, terrain, ..., and their _r).
     #[arg(long)]
     colormap: Option<String>,
+    /// Value → colour classes as JSON, as Terracotta's `explicit_color_map`:
+    /// '{"1": "#ff0000", "2": [0, 128, 0]}'. Unlisted values are transparent.
+    #[arg(long, conflicts_with = "colormap")]
+    explicit_colormap: Option<String>,
     /// Tile size in pixels: 256 or 512.
     #[arg(long, default_value_t = 256)]
     tile_size: usize,
@@ -70,10 +74,18 @@ pub async fn run(args: TileArgs) -> anyhow::Result<()> {
     let raster = engine
         .read_tile(std::slice::from_ref(&source), &req)
         .await?;
+    let explicit_colormap = match &args.explicit_colormap {
+        None => None,
+        Some(json) => Some(
+            serde_json::from_str::<kiln_core::product::ExplicitColormap>(json)
+                .context("--explicit-colormap is not a valid value → colour JSON object")?,
+        ),
+    };
     let opts = RenderOptions {
         format,
         stretch,
         colormap: args.colormap,
+        explicit_colormap,
         quality: args.quality,
     };
     let bytes = render::encode_tile(&engine, &source, &req, raster, &opts).await?;

@@ -318,6 +318,64 @@ fn tile_writes_every_format() {
         .unwrap()
         .starts_with(&[0xFF, 0xD8, 0xFF]));
 
+    // Explicit value → colour classes on the NLCD land-cover file: water (11) blue, forest
+    // (42) green, everything else transparent.
+    let nlcd = data_dir().join("odd_nlcd_puertorico_palette_u8.tif");
+    let classes = dir.join("classes.png");
+    let out = kiln(&[
+        "tile",
+        nlcd.to_str().unwrap(),
+        "7",
+        "40",
+        "57",
+        "--explicit-colormap",
+        r##"{"11": "#0000ff", "42": [0, 128, 0]}"##,
+        "-o",
+        classes.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut dec = png::Decoder::new(std::io::Cursor::new(std::fs::read(&classes).unwrap()));
+    dec.set_transformations(png::Transformations::EXPAND);
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size()];
+    r.next_frame(&mut buf).unwrap();
+    let mut counts = std::collections::BTreeMap::new();
+    for px in buf.chunks(4) {
+        *counts.entry([px[0], px[1], px[2], px[3]]).or_insert(0usize) += 1;
+    }
+    assert!(
+        counts.get(&[0, 0, 255, 255]).copied().unwrap_or(0) > 100,
+        "water pixels: {counts:?}"
+    );
+    assert!(
+        counts.get(&[0, 128, 0, 255]).copied().unwrap_or(0) > 100,
+        "forest pixels: {counts:?}"
+    );
+    assert!(
+        counts
+            .keys()
+            .all(|c| c[3] == 0 || *c == [0, 0, 255, 255] || *c == [0, 128, 0, 255]),
+        "{counts:?}"
+    );
+    let bad = kiln(&[
+        "tile",
+        nlcd.to_str().unwrap(),
+        "7",
+        "40",
+        "56",
+        "--explicit-colormap",
+        "{nope",
+        "-o",
+        classes.to_str().unwrap(),
+    ]);
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("explicit-colormap")
+    );
+
     // Raw GeoTIFF tile: kiln reads its own output back as a 256 x 256 EPSG:3857 raster.
     let tif = dir.join("t.tif");
     let out = kiln(&["tile", dem, "2", "2", "1", "-o", tif.to_str().unwrap()]);

@@ -28,6 +28,7 @@ fn cases() -> Vec<Case> {
         format: OutputFormat::from_extension("png").unwrap(),
         stretch,
         colormap: colormap.map(str::to_string),
+        explicit_colormap: None,
         quality: 85,
     };
     // ETOPO5 (int16, DEFLATE + predictor 2, 512 px tiles, 4 overviews): all 64 tiles of z3.

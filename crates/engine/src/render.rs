@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kiln_core::product::{
-    self, stretch_to_index, Colormap, Image8, ImageFormat, Palette, PixelLayout, Quality, Stretch,
+    self, stretch_to_index, Colormap, ExplicitColormap, Image8, ImageFormat, Palette, PixelLayout,
+    Quality, Stretch,
 };
 use kiln_core::{DataType, Raster};
 
@@ -47,6 +48,8 @@ pub struct RenderOptions {
     /// valid range), one for every band, or one per band of an RGB image.
     pub stretch: Vec<(f64, f64)>,
     pub colormap: Option<String>,
+    /// Value → colour classes (Terracotta's `explicit_color_map`); wins over `colormap`.
+    pub explicit_colormap: Option<ExplicitColormap>,
     pub quality: u8,
 }
 
@@ -167,6 +170,13 @@ fn single_band_image(
         .images
         .first()
         .and_then(|i| i.palette.clone());
+    if let Some(explicit) = &opts.explicit_colormap {
+        let indices = explicit.label_band(raster, 0).map_err(core_err)?;
+        return Ok(Rendered::Indexed {
+            indices,
+            palette: explicit.palette(),
+        });
+    }
     let (indices, palette) = match (&opts.colormap, file_palette) {
         // A palette file without a requested colormap shows its own colours.
         (None, Some(pal)) if raster.dtype() == DataType::U8 => {
