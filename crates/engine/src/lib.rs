@@ -7,14 +7,18 @@
 //! encoders are applied on top by [`render`].
 
 mod error;
+mod footprint;
 mod header_fetch;
 mod info;
 mod pool;
 pub mod render;
 mod source;
+mod stats;
 mod window;
 
 pub use error::EngineError;
+pub use footprint::{compute_footprint, Footprint, FootprintOptions};
 pub use info::{source_info, SourceInfo};
 pub use pool::CpuPool;
 pub use source::{Engine, EngineConfig, OpenSource, TileRequest};
+pub use stats::{compute_statistics, BandStats, DatasetStats, StatsOptions, FINE_BINS};

@@ -56,6 +56,11 @@ impl OpenSource {
         &self.source.identity().uri
     }
 
+    /// The byte source, for whole-image scans (statistics) that bypass the block cache.
+    pub(crate) fn byte_source(&self) -> &Arc<dyn ByteSource> {
+        &self.source
+    }
+
     pub fn header(&self) -> &Arc<TiffHeader> {
         &self.header
     }
@@ -95,7 +100,7 @@ impl OpenSource {
         (0..n).filter(|b| Some(*b) != alpha).collect()
     }
 
-    fn mask_rule(&self) -> MaskRule {
+    pub(crate) fn mask_rule(&self) -> MaskRule {
         if self.header.masks.first().is_some_and(Option::is_some) {
             MaskRule::Internal
         } else if let Some(a) = self.alpha_band() {
