@@ -1,0 +1,215 @@
+//! Input checks shared by every backend, run before any SQL so that a bad request never opens
+//! a transaction. Bounds keep every stored value small enough for an indexed `VARCHAR` column
+//! on PostgreSQL and MySQL too.
+
+use std::collections::HashSet;
+
+use crate::{CatalogError, KeyDef, KeyFilter};
+
+/// Most keys a catalog may have.
+pub const MAX_KEYS: usize = 32;
+/// Longest key name.
+pub const MAX_KEY_NAME_CHARS: usize = 64;
+/// Longest key description.
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+/// Longest key value (bytes of UTF-8): fits MySQL's indexed `VARCHAR(255)` in any charset.
+pub const MAX_KEY_VALUE_BYTES: usize = 255;
+/// Most values one [`KeyFilter`] may list.
+pub const MAX_FILTER_VALUES: usize = 256;
+/// Largest page of a listing.
+pub const MAX_PAGE_LIMIT: u32 = 10_000;
+/// Longest source URI.
+pub(crate) const MAX_URI_BYTES: usize = 4096;
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, 1..=MAX_KEY_NAME_CHARS: safe in URLs, query strings and SQL.
+pub(crate) fn key_name(name: &str) -> Result<(), CatalogError> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(CatalogError::bad(
+            "key name",
+            format!("{name:?} is not an identifier ([A-Za-z_][A-Za-z0-9_]*)"),
+        ));
+    }
+    if name.len() > MAX_KEY_NAME_CHARS {
+        return Err(CatalogError::bad(
+            "key name",
+            format!("{name:?} is longer than {MAX_KEY_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn description(name: &str, description: &str) -> Result<(), CatalogError> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(CatalogError::bad(
+            "key description",
+            format!(
+                "the description of {name:?} is longer than {MAX_DESCRIPTION_CHARS} characters"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The key list of a new catalog: 1..=MAX_KEYS keys with distinct names.
+pub(crate) fn key_defs(keys: &[KeyDef]) -> Result<(), CatalogError> {
+    if keys.is_empty() || keys.len() > MAX_KEYS {
+        return Err(CatalogError::bad(
+            "keys",
+            format!("a catalog needs 1 to {MAX_KEYS} keys, got {}", keys.len()),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for key in keys {
+        // `KeyDef::new` checked these, but the fields could come from a stored catalog.
+        key_name(key.name())?;
+        description(key.name(), key.description())?;
+        if !seen.insert(key.name()) {
+            return Err(CatalogError::bad(
+                "keys",
+                format!("key {:?} is given twice", key.name()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One key value: non-empty, bounded, no control characters and no `/` (values are path
+/// segments of the HTTP API, so a `/` could never be addressed).
+pub(crate) fn key_value(value: &str) -> Result<(), CatalogError> {
+    if value.is_empty() {
+        return Err(CatalogError::bad(
+            "key value",
+            "key values must not be empty",
+        ));
+    }
+    if value.len() > MAX_KEY_VALUE_BYTES {
+        return Err(CatalogError::bad(
+            "key value",
+            format!("{value:?} is longer than {MAX_KEY_VALUE_BYTES} bytes"),
+        ));
+    }
+    if value.chars().any(|c| c == '/' || c.is_control()) {
+        return Err(CatalogError::bad(
+            "key value",
+            format!("{value:?} contains '/' or a control character"),
+        ));
+    }
+    Ok(())
+}
+
+/// A full set of key values for a catalog with `key_count` keys.
+pub(crate) fn key_values(values: &[String], key_count: usize) -> Result<(), CatalogError> {
+    if values.len() != key_count {
+        return Err(CatalogError::bad(
+            "keys",
+            format!(
+                "the catalog has {key_count} keys but {} values were given",
+                values.len()
+            ),
+        ));
+    }
+    values.iter().try_for_each(|v| key_value(v))
+}
+
+pub(crate) fn uri(uri: &str) -> Result<(), CatalogError> {
+    if uri.is_empty() || uri.len() > MAX_URI_BYTES || uri.chars().any(char::is_control) {
+        return Err(CatalogError::bad(
+            "uri",
+            format!("must be 1 to {MAX_URI_BYTES} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Resolves filters to `(key position, values)`; unknown keys and empty value lists are
+/// errors rather than silently matching everything or nothing.
+pub(crate) fn filters<'f>(
+    filters: &'f [KeyFilter],
+    keys: &[KeyDef],
+) -> Result<Vec<(usize, &'f [String])>, CatalogError> {
+    filters
+        .iter()
+        .map(|f| {
+            let position = keys.iter().position(|k| k.name() == f.key).ok_or_else(|| {
+                CatalogError::bad("filter", format!("the catalog has no key {:?}", f.key))
+            })?;
+            if f.values.is_empty() || f.values.len() > MAX_FILTER_VALUES {
+                return Err(CatalogError::bad(
+                    "filter",
+                    format!(
+                        "key {:?} needs 1 to {MAX_FILTER_VALUES} values, got {}",
+                        f.key,
+                        f.values.len()
+                    ),
+                ));
+            }
+            f.values.iter().try_for_each(|v| key_value(v))?;
+            Ok((position, f.values.as_slice()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_are_identifiers() {
+        for good in ["a", "_", "sensor", "band_2", "B2", "_x9"] {
+            assert!(key_name(good).is_ok(), "{good}");
+        }
+        let long = "k".repeat(MAX_KEY_NAME_CHARS + 1);
+        for bad in [
+            "",
+            "2band",
+            "a-b",
+            "a b",
+            "é",
+            "a;drop",
+            "a\"",
+            long.as_str(),
+        ] {
+            assert!(
+                matches!(
+                    key_name(bad),
+                    Err(CatalogError::BadRequest {
+                        field: "key name",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_values_are_bounded_path_segments() {
+        assert!(key_value("LC08_224077").is_ok());
+        assert!(key_value("état 1").is_ok());
+        assert!(key_value(&"v".repeat(MAX_KEY_VALUE_BYTES)).is_ok());
+        for bad in ["", "a/b", "a\nb", "\u{0}"] {
+            assert!(key_value(bad).is_err(), "{bad:?}");
+        }
+        assert!(key_value(&"v".repeat(MAX_KEY_VALUE_BYTES + 1)).is_err());
+        assert!(key_values(&["a".into()], 2).is_err());
+        assert!(key_values(&["a".into(), "b".into()], 2).is_ok());
+    }
+
+    #[test]
+    fn key_lists_need_distinct_names() -> Result<(), CatalogError> {
+        let a = KeyDef::new("a", "")?;
+        assert!(key_defs(&[a.clone(), KeyDef::new("b", "")?]).is_ok());
+        assert!(key_defs(&[a.clone(), a]).is_err());
+        assert!(key_defs(&[]).is_err());
+        let many: Vec<KeyDef> = (0..=MAX_KEYS)
+            .map(|i| KeyDef::new(format!("k{i}"), ""))
+            .collect::<Result<_, _>>()?;
+        assert!(key_defs(&many).is_err());
+        assert!(key_defs(&many[..MAX_KEYS]).is_ok());
+        Ok(())
+    }
+}
