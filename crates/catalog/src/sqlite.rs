@@ -502,6 +502,26 @@ impl SqliteCatalog {
         }
     }
 
+    /// Validates `keys`, starts a write transaction and finds the dataset's row id in it
+    /// (`NotFound` when there is none), for writes to an existing dataset.
+    async fn begin_on_dataset(
+        &self,
+        keys: &[String],
+        operation: &'static str,
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Sqlite>, i64), CatalogError> {
+        validate::key_values(keys, self.keys.len())?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err(operation))?;
+        let id = self
+            .dataset_id(&mut tx, keys)
+            .await?
+            .ok_or_else(|| self.not_found(keys))?;
+        Ok((tx, id))
+    }
+
     async fn dataset_id(
         &self,
         conn: &mut SqliteConnection,
@@ -607,17 +627,8 @@ impl SqliteCatalog {
         keys: &[String],
         metadata: &DatasetMetadata,
     ) -> Result<(), CatalogError> {
-        validate::key_values(keys, self.keys.len())?;
+        let (mut tx, id) = self.begin_on_dataset(keys, "begin set metadata").await?;
         let encoded = EncodedMetadata::encode(metadata)?;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err("begin set metadata"))?;
-        let id = self
-            .dataset_id(&mut tx, keys)
-            .await?
-            .ok_or_else(|| self.not_found(keys))?;
         self.delete_metadata(&mut tx, id).await?;
         self.faults.step(&self.label)?;
         self.write_metadata(&mut tx, id, &encoded).await?;
@@ -745,16 +756,7 @@ impl SqliteCatalog {
     }
 
     async fn delete_impl(&self, keys: &[String]) -> Result<(), CatalogError> {
-        validate::key_values(keys, self.keys.len())?;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err("begin delete"))?;
-        let id = self
-            .dataset_id(&mut tx, keys)
-            .await?
-            .ok_or_else(|| self.not_found(keys))?;
+        let (mut tx, id) = self.begin_on_dataset(keys, "begin delete").await?;
         // Explicit rather than relying on ON DELETE CASCADE alone, so the failure hook can cut
         // the transaction between the two deletes.
         self.delete_metadata(&mut tx, id).await?;
