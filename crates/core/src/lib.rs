@@ -9,6 +9,7 @@
 pub mod crs;
 pub mod dtype;
 pub mod error;
+pub mod expr;
 pub mod geo;
 pub mod product;
 pub mod raster;
