@@ -1,6 +1,9 @@
 //! The `kiln` binary: argument parsing, configuration and output; all work is in `kiln-engine`.
 
 mod info;
+mod ingest;
+mod pattern;
+mod serve;
 mod tile;
 
 use std::process::ExitCode;
@@ -21,6 +24,10 @@ enum Command {
     Info(info::InfoArgs),
     /// Render one WebMercatorQuad tile of a GeoTIFF to .npy, .tif, .png, .jpg or .webp.
     Tile(tile::TileArgs),
+    /// Add GeoTIFFs named by patterns to a catalog, with their metadata and statistics.
+    Ingest(ingest::IngestArgs),
+    /// Serve a catalog (or files matching patterns) over a Terracotta-compatible HTTP API.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +53,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Info(args) => info::run(args).await,
             Command::Tile(args) => tile::run(args).await,
+            Command::Ingest(args) => ingest::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match result {

@@ -14,10 +14,11 @@ use std::sync::Arc;
 
 use kiln_core::crs::Transformer;
 use kiln_core::warp::PixelWindow;
-use kiln_core::{Crs, GeoTransform, Raster};
+use kiln_core::{Crs, GeoBounds, GeoTransform, Raster};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::info::wgs84_bounds;
 use crate::stats::scan_level;
 use crate::{Engine, EngineError, OpenSource};
 
@@ -99,10 +100,28 @@ pub async fn compute_footprint(
     };
     let crs = source.crs().clone();
     let uri = source.uri().to_string();
+    // Reprojecting the raster's curved edge may put a vertex a hair outside the dataset's
+    // (densified) WGS 84 bounds; vertices are clamped to them.
+    let bounds = wgs84_bounds(&source.transform().bounds(full_w, full_h), &crs);
     let opts = opts.clone();
+    // The last row and column of cells may reach past the image; vertices are clamped to it.
+    #[allow(clippy::cast_precision_loss)]
+    let extent = (lw as f64 / step as f64, lh as f64 / step as f64);
     engine
         .pool()
-        .run(move || build(&mask.cells, gw, gh, &grid_tf, &crs, &opts, &uri, level))
+        .run(move || {
+            build(
+                &mask.cells,
+                (gw, gh),
+                extent,
+                &grid_tf,
+                &crs,
+                bounds,
+                &opts,
+                &uri,
+                level,
+            )
+        })
         .await?
 }
 
@@ -152,10 +171,11 @@ impl CoarseMask {
 #[allow(clippy::too_many_arguments)]
 fn build(
     cells: &[u8],
-    w: usize,
-    h: usize,
+    (w, h): (usize, usize),
+    (max_x, max_y): (f64, f64),
     tf: &GeoTransform,
     crs: &Crs,
+    bounds: Option<GeoBounds>,
     opts: &FootprintOptions,
     uri: &str,
     level: usize,
@@ -187,8 +207,10 @@ fn build(
     for poly in simplified {
         let mut rings = Vec::new();
         for ring in poly {
-            let (mut xs, mut ys): (Vec<f64>, Vec<f64>) =
-                ring.iter().map(|&(x, y)| tf.apply(x, y)).unzip();
+            let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = ring
+                .iter()
+                .map(|&(x, y)| tf.apply(x.clamp(0.0, max_x), y.clamp(0.0, max_y)))
+                .unzip();
             to_wgs
                 .transform_points(&mut xs, &mut ys)
                 .map_err(|e| EngineError::from_core(uri, e))?;
@@ -196,6 +218,10 @@ fn build(
                 .into_iter()
                 .zip(ys)
                 .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .map(|(x, y)| match &bounds {
+                    Some(b) => (x.clamp(b.west, b.east), y.clamp(b.south, b.north)),
+                    None => (x, y),
+                })
                 .collect();
             // RFC 7946: exteriors counter-clockwise, holes clockwise, in lon/lat (the
             // geotransform usually flips y, which flips the orientation traced in cells).

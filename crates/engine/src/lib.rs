@@ -4,12 +4,13 @@
 //! decoded-block cache, the bounded CPU pool, and [`Engine::read_tile`]: the pipeline from a
 //! tile request to a warped [`kiln_core::Raster`] (source window planning, overview choice,
 //! async block fetch, decode, mask building, warp, compositing by precedence). Products and
-//! encoders are applied on top by [`render`].
+//! encoders are applied on top by [`render`]; catalog metadata for ingest by [`ingest`].
 
 mod error;
 mod footprint;
 mod header_fetch;
 mod info;
+pub mod ingest;
 mod pool;
 pub mod render;
 mod source;

@@ -64,6 +64,18 @@ pub async fn encode_tile(
     let transform = engine
         .tile_matrix_set()
         .tile_transform(req.tile, tile_size_u32(req.tile_size));
+    encode_raster(engine, source, raster, transform, opts).await
+}
+
+/// Encodes any raster in the tile CRS whose pixel-corner transform is `transform` (previews
+/// and grids that are not one tile), on the CPU pool.
+pub async fn encode_raster(
+    engine: &Engine,
+    source: &Arc<OpenSource>,
+    raster: Raster,
+    transform: kiln_core::GeoTransform,
+    opts: &RenderOptions,
+) -> Result<Vec<u8>, EngineError> {
     let source = source.clone();
     let opts = opts.clone();
     engine
@@ -224,9 +236,12 @@ fn single_band_image(
                 }
             };
             let stretch = stretch_for(raster, requested, Some(0)).map_err(core_err)?;
-            let cmap = Colormap::by_name(name.as_deref().unwrap_or("greys_r")).map_err(core_err)?;
+            let palette = match name.as_deref() {
+                Some(name) => Colormap::by_name(name).map_err(core_err)?.palette(),
+                None => Palette::grey(),
+            };
             let idx = stretch_to_index(raster, 0, stretch).map_err(core_err)?;
-            (idx, cmap.palette())
+            (idx, palette)
         }
     };
     Ok(Rendered::Indexed { indices, palette })

@@ -192,35 +192,27 @@ impl Engine {
             .headers
             .try_get_with(identity, async move {
                 let header = fetch_header(source.as_ref()).await?;
-                let uri = source.identity().uri.clone();
-                let georef = header
-                    .georef
-                    .clone()
-                    .ok_or_else(|| EngineError::Unsupported {
-                        uri: uri.clone(),
-                        reason: "no georeferencing (no geotransform or tie points)".into(),
-                    })?;
-                let crs = georef.crs.clone().ok_or_else(|| EngineError::Unsupported {
-                    uri: uri.clone(),
-                    reason: "no coordinate reference system (no GeoKeys)".into(),
-                })?;
-                let Some(full) = header.images.first() else {
-                    return Err(EngineError::BadSource {
-                        uri,
-                        reason: "no image".into(),
-                    });
-                };
-                let crs = resolve_datum_shift(crs, &georef.transform, full);
-                let to_tiles = Reprojection::new(&crs, inner.tms.crs())
-                    .map_err(|e| EngineError::from_core(&uri, e))?;
-                Ok(Arc::new(OpenSource {
-                    id: inner.next_id.fetch_add(1, Ordering::Relaxed),
-                    source,
-                    header: Arc::new(header),
-                    transform: georef.transform,
-                    crs,
-                    to_tiles,
-                }))
+                build_open_source(&inner, source, header)
+            })
+            .await
+            .map_err(|e: Arc<EngineError>| clone_error(&e))
+    }
+
+    /// Opens a byte source from a header parsed earlier (stored in a catalog), reading no
+    /// bytes; the result is cached under the source's identity as [`Self::open`] would cache
+    /// it. The caller vouches that `header` belongs to this identity (same path, size and
+    /// mtime); a changed file has a new identity, so the catalog entry must be refreshed.
+    pub async fn open_with_header(
+        &self,
+        source: Arc<dyn ByteSource>,
+        header: TiffHeader,
+    ) -> Result<Arc<OpenSource>, EngineError> {
+        let identity = source.identity().clone();
+        let inner = self.inner.clone();
+        self.inner
+            .headers
+            .try_get_with(identity, async move {
+                build_open_source(&inner, source, header)
             })
             .await
             .map_err(|e: Arc<EngineError>| clone_error(&e))
@@ -247,9 +239,35 @@ impl Engine {
             width: req.tile_size,
             height: req.tile_size,
         };
+        self.read_grid(sources, &grid, req.bands.clone(), req.resampling)
+            .await
+    }
+
+    /// Reads raw values on any grid in the tile CRS (previews, point samples), compositing
+    /// `sources` by precedence as [`Self::read_tile`] does. `bands` are 1-based; `None` = all
+    /// but alpha. The grid is bounded to 4096 x 4096 pixels.
+    pub async fn read_grid(
+        &self,
+        sources: &[Arc<OpenSource>],
+        grid: &GridSpec,
+        bands: Option<Vec<usize>>,
+        resampling: Resampling,
+    ) -> Result<Raster, EngineError> {
+        if grid.width == 0 || grid.height == 0 || grid.width > 4096 || grid.height > 4096 {
+            return Err(EngineError::bad_request(
+                "size",
+                format!(
+                    "{}x{} pixels: each side must be 1 to 4096",
+                    grid.width, grid.height
+                ),
+            ));
+        }
         let mut out: Option<Raster> = None;
         for src in sources {
-            let Some(r) = self.read_source(src, &grid, req).await? else {
+            let Some(r) = self
+                .read_source(src, grid, bands.as_deref(), resampling)
+                .await?
+            else {
                 continue;
             };
             out = Some(match out {
@@ -263,16 +281,16 @@ impl Engine {
         match out {
             Some(r) => Ok(r),
             None => {
-                let (bands, dtype) = match sources.first() {
+                let (nb, dtype) = match sources.first() {
                     Some(s) => (
-                        req.bands
+                        bands
                             .as_ref()
                             .map_or_else(|| s.default_bands().len(), Vec::len),
                         s.header.images[0].dtype,
                     ),
                     None => (1, kiln_core::DataType::U8),
                 };
-                Ok(Raster::empty(req.tile_size, req.tile_size, bands, dtype))
+                Ok(Raster::empty(grid.width, grid.height, nb, dtype))
             }
         }
     }
@@ -281,9 +299,10 @@ impl Engine {
         &self,
         src: &Arc<OpenSource>,
         grid: &GridSpec,
-        req: &TileRequest,
+        bands: Option<&[usize]>,
+        resampling: Resampling,
     ) -> Result<Option<Raster>, EngineError> {
-        let bands = match &req.bands {
+        let bands = match bands {
             None => src.default_bands(),
             Some(b) => {
                 let n = usize::from(src.header.images[0].samples_per_pixel);
@@ -305,7 +324,7 @@ impl Engine {
             }
         };
         let plan = {
-            let (src2, grid2, resampling) = (src.clone(), *grid, req.resampling);
+            let (src2, grid2, resampling) = (src.clone(), *grid, resampling);
             self.inner
                 .pool
                 .run(move || plan_window(&src2, &grid2, resampling, bands))
@@ -315,7 +334,7 @@ impl Engine {
             return Ok(None);
         };
         let blocks = self.fetch_blocks(src, &plan).await?;
-        let (src2, grid2, resampling) = (src.clone(), *grid, req.resampling);
+        let (src2, grid2, resampling) = (src.clone(), *grid, resampling);
         let raster = self
             .inner
             .pool
@@ -420,6 +439,44 @@ impl Engine {
         }
         Ok(have)
     }
+}
+
+/// Everything about a source that follows from its parsed header: georeferencing, CRS with
+/// its datum shift pinned, and the transformers to the tile CRS.
+fn build_open_source(
+    inner: &Inner,
+    source: Arc<dyn ByteSource>,
+    header: TiffHeader,
+) -> Result<Arc<OpenSource>, EngineError> {
+    let uri = source.identity().uri.clone();
+    let georef = header
+        .georef
+        .clone()
+        .ok_or_else(|| EngineError::Unsupported {
+            uri: uri.clone(),
+            reason: "no georeferencing (no geotransform or tie points)".into(),
+        })?;
+    let crs = georef.crs.clone().ok_or_else(|| EngineError::Unsupported {
+        uri: uri.clone(),
+        reason: "no coordinate reference system (no GeoKeys)".into(),
+    })?;
+    let Some(full) = header.images.first() else {
+        return Err(EngineError::BadSource {
+            uri,
+            reason: "no image".into(),
+        });
+    };
+    let crs = resolve_datum_shift(crs, &georef.transform, full);
+    let to_tiles =
+        Reprojection::new(&crs, inner.tms.crs()).map_err(|e| EngineError::from_core(&uri, e))?;
+    Ok(Arc::new(OpenSource {
+        id: inner.next_id.fetch_add(1, Ordering::Relaxed),
+        source,
+        header: Arc::new(header),
+        transform: georef.transform,
+        crs,
+        to_tiles,
+    }))
 }
 
 /// Pins the datum shift of a CRS whose shift to WGS 84 depends on the location (NAD27) to the

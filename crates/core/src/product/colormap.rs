@@ -93,6 +93,14 @@ impl Palette {
         Ok(Self { rgba })
     }
 
+    /// The palette of an uncoloured single-band image: index `i` is grey `(i, i, i, 255)`
+    /// and index 0 is transparent, the colours [`colormap_values`] lists without a colormap.
+    pub fn grey() -> Self {
+        let mut rgba: Vec<[u8; 4]> = (0..=255u8).map(|i| [i, i, i, 255]).collect();
+        rgba[0] = [0, 0, 0, 0];
+        Self { rgba }
+    }
+
     pub fn entries(&self) -> &[[u8; 4]] {
         &self.rgba
     }

@@ -1,0 +1,2030 @@
+//! End-to-end tests of `kiln serve`: the real binary on a free port over a catalog made by the
+//! real `kiln ingest` from symbolic links to the shared data (the Luxembourg DEM, ETOPO5, the
+//! three Landsat 8 224077 bands as an RGB triple, a 6-band Landsat 7 file, and one dataset
+//! whose file is removed after ingest).
+//!
+//! Every endpoint is checked through a minimal HTTP/1.1 client: status codes, JSON bodies
+//! against `../shared/data/catalog.json`, error messages naming the parameter, HTTP caching
+//! and CORS headers, and pixels: `.npy` tiles byte-identical to `kiln tile` and equal to the
+//! rio-tiler references where those exist, PNG tiles equal to Terracotta's stretch and the
+//! colormap applied to the `.npy` values, RGB and band-math tiles likewise. Also concurrency
+//! and saturation (503), serving files by pattern (`-r`), and configuration resolution.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "common/npy.rs"]
+mod npy;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use npy::{parse_npy, NpyArray};
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------------------------------------
+// Fixture: a directory of links, ingested once per test binary.
+// ---------------------------------------------------------------------------------------------
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(name)
+}
+
+const LUX: &str = "dem_srtm30s_luxembourg_i16_lzw.tif";
+const ETOPO: &str = "global_etopo5_i16_cog.tif";
+const MS: &str = "img_l7_olinda_utm25s_6band_u8.tif";
+
+fn l8(band: u8) -> String {
+    format!("img_l8_224077_utm21n_b{band}_u16.tif")
+}
+
+/// The datasets of the test catalog: (name, band) key values → shared data file.
+fn datasets() -> Vec<(&'static str, &'static str, String)> {
+    vec![
+        ("lux", "1", LUX.to_string()),
+        ("etopo", "1", ETOPO.to_string()),
+        ("l8", "b2", l8(2)),
+        ("l8", "b3", l8(3)),
+        ("l8", "b4", l8(4)),
+        ("ms", "all", MS.to_string()),
+    ]
+}
+
+struct Fixture {
+    dir: PathBuf,
+    catalog: PathBuf,
+}
+
+impl Fixture {
+    fn pattern(&self) -> String {
+        format!("{}/{{name}}_{{band}}.tif", self.dir.display())
+    }
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(build_fixture)
+}
+
+fn build_fixture() -> Fixture {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    // Leftovers of earlier runs (statics are never dropped, so nothing removes them on exit).
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(600));
+            if name.starts_with("kiln-serve-test-") && old {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = root.join(format!("kiln-serve-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, band, file) in datasets() {
+        std::os::unix::fs::symlink(data(&file), dir.join(format!("{name}_{band}.tif"))).unwrap();
+    }
+    // The catalog stores canonical paths (links resolved), so removing a symbolic link after
+    // ingest would not break the dataset; a hard link, removed after ingest, does: the catalog
+    // then names a file that is gone. Without a hard link (another file system), the dataset
+    // is added through the catalog API with a path that does not exist.
+    let gone = dir.join("gone_1.tif");
+    let hard_linked = std::fs::hard_link(data(LUX), &gone).is_ok();
+    let catalog = dir.join("catalog.sqlite");
+    let fx = Fixture { dir, catalog };
+    let out = kiln(&[
+        "ingest",
+        &fx.pattern(),
+        "-o",
+        fx.catalog.to_str().unwrap(),
+        "-j",
+        "2",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "ingest failed: {}", stderr(&out));
+    if hard_linked {
+        std::fs::remove_file(&gone).unwrap();
+    } else {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let cat =
+                kiln_catalog::open(&kiln_catalog::CatalogLocation::Sqlite(fx.catalog.clone()))
+                    .await
+                    .unwrap();
+            let uri = fx.dir.join("gone_1.tif");
+            cat.insert(
+                &["gone".to_string(), "1".to_string()],
+                uri.to_str().unwrap(),
+                None,
+            )
+            .await
+            .unwrap();
+            cat.close().await;
+        });
+    }
+    fx
+}
+
+fn kiln(args: &[&str]) -> Output {
+    kiln_cmd(args).output().unwrap()
+}
+
+/// The binary with no `KILN_*` variable from the caller's environment.
+fn kiln_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KILN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args);
+    cmd
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn temp_file(name: &str) -> PathBuf {
+    let dir = fixture().dir.join("out");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server under test, killed when dropped.
+// ---------------------------------------------------------------------------------------------
+
+struct Server {
+    child: Child,
+    port: u16,
+    banner: String,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    /// `kiln serve ARGS --host 127.0.0.1 --port 0`, once it has printed its address.
+    fn start(args: &[&str]) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = temp_file(&format!("server-{n}.log"));
+        // Temporary files (the `-r` catalog) go under the fixture, removed with it.
+        let tmp = fixture().dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut cmd = kiln_cmd(&["serve"]);
+        cmd.env("TMPDIR", &tmp)
+            .args(args)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut banner = String::new();
+        stdout.read_line(&mut banner).unwrap();
+        let port = banner
+            .split("http://127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse::<u16>().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "kiln serve printed {banner:?}; stderr: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Self {
+            child,
+            port,
+            banner,
+            _stdout: stdout,
+        }
+    }
+
+    fn catalog() -> Self {
+        Self::start(&["-d", fixture().catalog.to_str().unwrap()])
+    }
+
+    fn get(&self, target: &str) -> Response {
+        request(self.port, "GET", target, &[], b"")
+    }
+
+    fn get_with(&self, target: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.port, "GET", target, headers, b"")
+    }
+
+    fn post(&self, target: &str, body: &Value) -> Response {
+        let body = serde_json::to_vec(body).unwrap();
+        request(
+            self.port,
+            "POST",
+            target,
+            &[("Content-Type", "application/json")],
+            &body,
+        )
+    }
+
+    /// GET that must answer 200 with a JSON body.
+    fn json(&self, target: &str) -> Value {
+        let r = self.get(target);
+        assert_eq!(r.status, 200, "GET {target}: {}", r.text());
+        r.json()
+    }
+
+    /// GET that must answer 200; the body.
+    fn bytes(&self, target: &str) -> Vec<u8> {
+        let r = self.get(target);
+        assert_eq!(r.status, 200, "GET {target}: {}", r.text());
+        r.body
+    }
+
+    fn npy(&self, target: &str) -> NpyArray {
+        let r = self.get(target);
+        assert_eq!(r.status, 200, "GET {target}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/x-npy"));
+        parse_npy(&r.body).unwrap()
+    }
+
+    /// GET that must fail with `status` and a JSON message containing every one of `needles`.
+    fn error(&self, target: &str, status: u16, needles: &[&str]) -> String {
+        let r = self.get(target);
+        assert_eq!(r.status, status, "GET {target}: {}", r.text());
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json"),
+            "GET {target}"
+        );
+        let message = r.json()["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("GET {target}: no message in {}", r.text()))
+            .to_string();
+        for n in needles {
+            assert!(
+                message.contains(n),
+                "GET {target}: message {message:?} lacks {n:?}"
+            );
+        }
+        message
+    }
+}
+
+impl Drop for Server {
+    /// SIGTERM first, so a `-r` server removes its temporary catalog; SIGKILL if it lingers.
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let termed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        if termed {
+            for _ in 0..100 {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 client (one request per connection).
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+fn request(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Content-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("{method} {target}: no header end in the response"));
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {target}: bad status line in {head:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &raw[split + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        if let Some((_, len)) = headers.iter().find(|(k, _)| k == "content-length") {
+            assert_eq!(
+                len.parse::<usize>().unwrap(),
+                rest.len(),
+                "{method} {target}: body length"
+            );
+        }
+        rest.to_vec()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size_text = std::str::from_utf8(&data[..line_end]).unwrap();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `path?k=v&...` with encoded values.
+fn url(path: &str, query: &[(&str, &str)]) -> String {
+    if query.is_empty() {
+        return path.to_string();
+    }
+    let q: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .collect();
+    format!("{path}?{}", q.join("&"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expected pixels: Terracotta's stretch (see crates/core/src/product/stretch.rs) written out
+// again here, independently.
+// ---------------------------------------------------------------------------------------------
+
+/// `to_uint8`: palette index 1..=255 of a valid value.
+fn to_index(v: f64, lo: f64, hi: f64) -> u8 {
+    stretch(v, lo, hi, 1.0)
+}
+
+/// The RGB stretch onto 0..=255.
+fn to_byte(v: f64, lo: f64, hi: f64) -> u8 {
+    stretch(v, lo, hi, 0.0)
+}
+
+fn stretch(v: f64, lo: f64, hi: f64, out_min: f64) -> u8 {
+    let norm = hi - lo;
+    let scale = if norm.abs() > 1e-8 {
+        (255.0 - out_min) / norm
+    } else {
+        1.0
+    };
+    let x = ((v - lo) * scale + out_min).clamp(out_min, 255.0);
+    x.round_ties_even() as u8
+}
+
+struct Png {
+    width: usize,
+    height: usize,
+    color: png::ColorType,
+    /// Raw samples as stored (indices for indexed PNGs).
+    data: Vec<u8>,
+    palette: Vec<[u8; 3]>,
+    trns: Vec<u8>,
+}
+
+fn decode_png(bytes: &[u8]) -> Png {
+    let dec = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = dec.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(frame.bit_depth, png::BitDepth::Eight);
+    buf.truncate(frame.buffer_size());
+    let info = reader.info();
+    Png {
+        width: frame.width as usize,
+        height: frame.height as usize,
+        color: frame.color_type,
+        data: buf,
+        palette: info
+            .palette
+            .as_ref()
+            .map(|p| p.chunks(3).map(|c| [c[0], c[1], c[2]]).collect())
+            .unwrap_or_default(),
+        trns: info.trns.as_ref().map(|t| t.to_vec()).unwrap_or_default(),
+    }
+}
+
+/// Every pixel of a PNG as RGBA after applying palette and transparency.
+fn png_rgba(bytes: &[u8]) -> (usize, usize, Vec<[u8; 4]>) {
+    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
+    dec.set_transformations(png::Transformations::EXPAND);
+    let mut reader = dec.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    let px: Vec<[u8; 4]> = match frame.color_type {
+        png::ColorType::Rgba => buf.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect(),
+        png::ColorType::Rgb => buf.chunks(3).map(|c| [c[0], c[1], c[2], 255]).collect(),
+        png::ColorType::GrayscaleAlpha => buf.chunks(2).map(|c| [c[0], c[0], c[0], c[1]]).collect(),
+        png::ColorType::Grayscale => buf.iter().map(|&g| [g, g, g, 255]).collect(),
+        other => panic!("unexpected expanded colour type {other:?}"),
+    };
+    let n = frame.width as usize * frame.height as usize;
+    (
+        frame.width as usize,
+        frame.height as usize,
+        px[..n].to_vec(),
+    )
+}
+
+/// The 255 colours of a named colormap, for palette indices 1..=255, from `/colormap`: with
+/// the range [0, 254], value i stretches to index i + 1.
+fn colormap_table(server: &Server, name: &str) -> Vec<[u8; 4]> {
+    let v = server.json(&url(
+        "/colormap",
+        &[
+            ("stretch_range", "[0,254]"),
+            ("colormap", name),
+            ("num_values", "255"),
+        ],
+    ));
+    let list = v["colormap"].as_array().unwrap();
+    assert_eq!(list.len(), 255);
+    list.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            assert_eq!(e["value"].as_f64().unwrap(), i as f64);
+            let c: Vec<u8> = e["rgba"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| u8::try_from(x.as_u64().unwrap()).unwrap())
+                .collect();
+            [c[0], c[1], c[2], c[3]]
+        })
+        .collect()
+}
+
+/// Checks a single-band PNG against the `.npy` tile: index = to_uint8(value) for valid
+/// pixels, 0 for masked ones, and the palette is `table` (or grey with 0 transparent).
+fn check_singleband_png(
+    png_bytes: &[u8],
+    tile: &NpyArray,
+    lo: f64,
+    hi: f64,
+    table: Option<&[[u8; 4]]>,
+) {
+    let p = decode_png(png_bytes);
+    let n = p.width * p.height;
+    assert_eq!(tile.shape, vec![2, p.height, p.width], "one band + mask");
+    let (values, mask) = (tile.plane(0).unwrap(), tile.plane(1).unwrap());
+    match table {
+        Some(table) => {
+            assert_eq!(p.color, png::ColorType::Indexed);
+            assert!(p.palette.len() >= 256, "palette of {}", p.palette.len());
+            for (i, rgba) in table.iter().enumerate() {
+                assert_eq!(&p.palette[i + 1], &rgba[..3], "palette entry {}", i + 1);
+                assert_eq!(p.trns.get(i + 1).copied().unwrap_or(255), rgba[3]);
+            }
+            assert_eq!(p.trns.first(), Some(&0), "index 0 is transparent");
+        }
+        // Terracotta's uncoloured tile: grey level = index, grey 0 transparent (as a
+        // greyscale PNG, or an indexed one with that palette).
+        None => match p.color {
+            png::ColorType::Grayscale => {
+                assert_eq!(
+                    p.trns.get(..2),
+                    Some(&[0u8, 0][..]),
+                    "grey 0 is transparent"
+                );
+            }
+            // The palette itself is checked by `uncoloured_tiles_are_grey_level_equal_to_index`.
+            png::ColorType::Indexed => {
+                assert_eq!(p.trns.first(), Some(&0), "index 0 is transparent");
+            }
+            other => panic!("uncoloured tile is {other:?}"),
+        },
+    }
+    let mut mismatches = 0;
+    let mut first = None;
+    for i in 0..n {
+        let want = if mask[i] > 0.0 {
+            to_index(values[i], lo, hi)
+        } else {
+            0
+        };
+        if p.data[i] != want {
+            mismatches += 1;
+            first.get_or_insert((i, values[i], want, p.data[i]));
+        }
+    }
+    assert_eq!(
+        mismatches, 0,
+        "pixels differing from the stretch of the npy tile; first (pixel, value, want, got): {first:?}"
+    );
+}
+
+/// The footprint is GeoJSON (Polygon or MultiPolygon) inside the dataset's bounds.
+fn check_hull(hull: &Value, bounds: &[f64], what: &str, eps: f64) {
+    fn points(v: &Value, out: &mut Vec<(f64, f64)>) {
+        match v.as_array() {
+            Some(a) if a.len() == 2 && a.iter().all(Value::is_number) => {
+                out.push((a[0].as_f64().unwrap(), a[1].as_f64().unwrap()));
+            }
+            Some(a) => a.iter().for_each(|x| points(x, out)),
+            None => panic!("not GeoJSON coordinates: {v}"),
+        }
+    }
+    let kind = hull["type"].as_str().unwrap_or_default();
+    assert!(
+        kind == "Polygon" || kind == "MultiPolygon",
+        "{what}: convex_hull {kind}"
+    );
+    let mut pts = Vec::new();
+    points(&hull["coordinates"], &mut pts);
+    assert!(pts.len() >= 4, "{what}: {} points", pts.len());
+    for (x, y) in pts {
+        assert!(
+            bounds[0] - eps <= x
+                && x <= bounds[2] + eps
+                && bounds[1] - eps <= y
+                && y <= bounds[3] + eps,
+            "{what}: hull point ({x}, {y}) outside {bounds:?}"
+        );
+    }
+}
+
+fn valid_count(tile: &NpyArray) -> usize {
+    let bands = tile.shape[0] - 1;
+    tile.plane(bands)
+        .unwrap()
+        .iter()
+        .filter(|&&m| m > 0.0)
+        .count()
+}
+
+fn ref_dir() -> PathBuf {
+    std::env::var_os("KILN_REF_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ref-cache"))
+}
+
+/// The rio-tiler reference of a nearest tile, if `scripts/make_reference_tiles.sh` made it.
+fn reference(file: &str, z: u32, x: u32, y: u32, size: u32) -> Option<NpyArray> {
+    let stem = file.trim_end_matches(".tif");
+    let p = ref_dir().join(format!("{stem}/nearest/{z}_{x}_{y}_{size}.npy"));
+    p.exists().then(|| npy::read_npy(&p).unwrap())
+}
+
+/// Whether `scripts/make_reference_tiles.sh` has been run.
+fn have_references() -> bool {
+    ref_dir().join("manifest.json").exists()
+}
+
+/// `kiln tile FILE Z X Y -o out.npy ...`: the bytes written.
+fn cli_tile(file: &str, z: u32, x: u32, y: u32, extra: &[&str]) -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = temp_file(&format!("cli-{n}-{z}-{x}-{y}.npy"));
+    let (zs, xs, ys) = (z.to_string(), x.to_string(), y.to_string());
+    let path = data(file);
+    let mut args = vec![
+        "tile",
+        path.to_str().unwrap(),
+        &zs,
+        &xs,
+        &ys,
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = kiln(&args);
+    assert!(o.status.success(), "kiln tile {args:?}: {}", stderr(&o));
+    std::fs::read(&out).unwrap()
+}
+
+fn catalog_json() -> &'static Vec<Value> {
+    static CAT: OnceLock<Vec<Value>> = OnceLock::new();
+    CAT.get_or_init(|| {
+        let text = std::fs::read_to_string(data("catalog.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    })
+}
+
+fn catalog_entry(file: &str) -> &'static Value {
+    catalog_json()
+        .iter()
+        .find(|e| e["file"] == file)
+        .unwrap_or_else(|| panic!("{file} not in catalog.json"))
+}
+
+fn f64s(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. JSON endpoints
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn keys_and_datasets_list_filter_and_page() {
+    let s = Server::catalog();
+    assert!(
+        s.banner
+            .starts_with("Kiln serving 7 datasets at http://127.0.0.1:"),
+        "{}",
+        s.banner
+    );
+    assert_eq!(s.json("/health")["status"], "ok");
+    assert_eq!(
+        s.json("/keys"),
+        json!({ "keys": [{ "key": "name" }, { "key": "band" }] })
+    );
+
+    let all = s.json("/datasets");
+    let mut got: Vec<(String, String)> = all["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(d.as_object().unwrap().len(), 2, "{d}");
+            (
+                d["name"].as_str().unwrap().to_string(),
+                d["band"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut want: Vec<(String, String)> = datasets()
+        .into_iter()
+        .map(|(n, b, _)| (n.to_string(), b.to_string()))
+        .chain([("gone".to_string(), "1".to_string())])
+        .collect();
+    want.sort();
+    let listed_in_order = got.clone();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(listed_in_order, want, "datasets are listed in key order");
+    assert_eq!(all["page"], 0);
+    assert_eq!(all["limit"], 100);
+
+    // Page 1 of pages of 2 is the third and fourth dataset.
+    let p = s.json("/datasets?limit=2&page=1");
+    assert_eq!(
+        p["datasets"],
+        json!([
+            { "name": want[2].0, "band": want[2].1 },
+            { "name": want[3].0, "band": want[3].1 },
+        ])
+    );
+    assert_eq!(
+        (p["limit"].as_u64(), p["page"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let beyond = s.json("/datasets?limit=2&page=10");
+    assert_eq!(beyond["datasets"], json!([]));
+
+    assert_eq!(
+        s.json("/datasets?name=l8")["datasets"],
+        json!([
+            { "name": "l8", "band": "b2" },
+            { "name": "l8", "band": "b3" },
+            { "name": "l8", "band": "b4" },
+        ])
+    );
+    assert_eq!(
+        s.json(&url("/datasets", &[("name", "[lux,etopo]")]))["datasets"],
+        json!([{ "name": "etopo", "band": "1" }, { "name": "lux", "band": "1" }])
+    );
+    assert_eq!(
+        s.json(&url("/datasets", &[("name", "l8"), ("band", "[b4,b2]")]))["datasets"],
+        json!([{ "name": "l8", "band": "b2" }, { "name": "l8", "band": "b4" }])
+    );
+    assert_eq!(s.json("/datasets?name=nope")["datasets"], json!([]));
+
+    s.error("/datasets?colour=red", 400, &["colour", "name", "band"]);
+    s.error("/datasets?limit=0", 400, &["limit"]);
+    s.error("/datasets?limit=abc", 400, &["limit", "abc"]);
+    s.error("/datasets?page=-1", 400, &["page"]);
+}
+
+#[test]
+fn metadata_agrees_with_the_data_catalog() {
+    let s = Server::catalog();
+    for (name, band, file) in datasets() {
+        let m = s.json(&format!("/metadata/{name}/{band}"));
+        let c = catalog_entry(&file);
+        assert_eq!(m["keys"], json!({ "name": name, "band": band }), "{file}");
+        assert_eq!(m["band_count"], c["bands"], "{file}");
+        let bands = m["bands"].as_array().unwrap();
+        assert_eq!(bands.len() as u64, c["bands"].as_u64().unwrap(), "{file}");
+        let want_dtype = c["dtype"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .replace("byte", "uint8");
+        assert_eq!(m["dtype"], want_dtype.as_str(), "{file}");
+
+        // catalog.json's range spans all bands; the first band's range is the top-level one.
+        let (lo, hi) = bands.iter().fold((f64::MAX, f64::MIN), |(lo, hi), b| {
+            let r = f64s(&b["range"]);
+            (lo.min(r[0]), hi.max(r[1]))
+        });
+        assert_eq!(
+            (lo, hi),
+            (
+                c["value_min"].as_f64().unwrap(),
+                c["value_max"].as_f64().unwrap()
+            ),
+            "{file}: value range"
+        );
+        assert_eq!(m["range"], bands[0]["range"], "{file}");
+        assert_eq!(m["mean"], bands[0]["mean"], "{file}");
+        let (mean, stdev) = (m["mean"].as_f64().unwrap(), m["stdev"].as_f64().unwrap());
+        assert!(
+            lo <= mean && mean <= hi && stdev > 0.0,
+            "{file}: {mean} {stdev}"
+        );
+        let pct = f64s(&m["percentiles"]);
+        assert_eq!(pct.len(), 99, "{file}");
+        assert!(
+            pct.windows(2).all(|w| w[0] <= w[1]),
+            "{file}: percentiles sorted"
+        );
+        let r0 = f64s(&m["range"]);
+        assert!(r0[0] <= pct[0] && pct[98] <= r0[1], "{file}");
+
+        // bounds: catalog.json rounds to 4 decimals.
+        let bounds = f64s(&m["bounds"]);
+        let bbox = f64s(&c["wgs84_bbox"]);
+        for (got, want) in bounds.iter().zip(&bbox) {
+            assert!(
+                (got - want).abs() < 1e-4,
+                "{file}: bounds {bounds:?} vs {bbox:?}"
+            );
+        }
+        let valid = m["valid_percentage"].as_f64().unwrap();
+        assert!(valid > 0.0 && valid <= 100.0, "{file}: {valid}");
+        check_hull(&m["convex_hull"], &bounds, &file, 1e-9);
+        assert!(m.get("metadata").is_some(), "{file}");
+    }
+    // Exact numbers for the DEM: a geographic grid, so its bounds are the grid's corners.
+    let lux = s.json("/metadata/lux/1");
+    assert_eq!(lux["range"], json!([141.0, 547.0]));
+    let c = catalog_entry(LUX);
+    let gt = f64s(&c["geotransform"]);
+    let want = [gt[0], gt[3] + 90.0 * gt[5], gt[0] + 95.0 * gt[1], gt[3]];
+    for (got, want) in f64s(&lux["bounds"]).iter().zip(want) {
+        assert!((got - want).abs() < 1e-6, "lux bounds {got} vs {want}");
+    }
+    assert_eq!(
+        lux["valid_percentage"].as_f64().map(|v| v < 100.0),
+        Some(true),
+        "lux has nodata"
+    );
+
+    // Errors.
+    s.error("/metadata/nope/1", 404, &["not found", "nope"]);
+    s.error("/metadata/lux", 400, &["keys", "name/band"]);
+    s.error("/metadata/lux/1/extra", 400, &["keys"]);
+}
+
+#[test]
+fn post_metadata_keeps_order_and_selects_columns() {
+    let s = Server::catalog();
+    let r = s.post(
+        "/metadata",
+        &json!({ "keys": [["lux", "1"], ["l8", "b4"], ["etopo", "1"]] }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = r.json();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    for (m, path) in list.iter().zip(["lux/1", "l8/b4", "etopo/1"]) {
+        assert_eq!(m, &s.json(&format!("/metadata/{path}")), "{path}");
+    }
+
+    let r = s.post(
+        &url("/metadata", &[("columns", "[bounds,range]")]),
+        &json!({ "keys": [["etopo", "1"], ["lux", "1"]] }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = r.json();
+    let single = s.json("/metadata/lux/1");
+    let lux = &list[1];
+    let mut cols: Vec<&String> = lux.as_object().unwrap().keys().collect();
+    cols.sort();
+    assert_eq!(cols, vec!["bounds", "keys", "range"]);
+    assert_eq!(lux["range"], single["range"]);
+    assert_eq!(lux["bounds"], single["bounds"]);
+    assert_eq!(list[0]["keys"], json!({ "name": "etopo", "band": "1" }));
+
+    let bad = |target: &str, body: Value, status: u16, needle: &str| {
+        let r = s.post(target, &body);
+        assert_eq!(r.status, status, "{body}: {}", r.text());
+        let msg = r.json()["message"].as_str().unwrap().to_string();
+        assert!(msg.contains(needle), "{body}: {msg}");
+    };
+    bad(
+        "/metadata",
+        json!({ "keys": [["lux", "1"], ["nope", "1"]] }),
+        404,
+        "nope",
+    );
+    bad("/metadata", json!({ "keys": [["lux"]] }), 400, "keys");
+    bad("/metadata", json!({ "datasets": [] }), 400, "keys");
+    bad(
+        &url("/metadata", &[("columns", "[bounds,colour]")]),
+        json!({ "keys": [["lux", "1"]] }),
+        400,
+        "colour",
+    );
+    let r = request(s.port, "POST", "/metadata", &[], b"not json");
+    assert_eq!(r.status, 400, "{}", r.text());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Pixels
+// ---------------------------------------------------------------------------------------------
+
+/// (keys, file, band, z, x, y, tile size, resampling)
+type NpyCase = (
+    &'static str,
+    &'static str,
+    usize,
+    u32,
+    u32,
+    u32,
+    u32,
+    &'static str,
+);
+
+/// Server `.npy` tiles are byte-identical to `kiln tile` and equal to the rio-tiler
+/// references (nearest, mask included) where those exist.
+#[test]
+fn npy_tiles_equal_kiln_tile_and_references() {
+    let s = Server::catalog();
+    let cases: &[NpyCase] = &[
+        ("lux/1", LUX, 1, 8, 132, 86, 256, "nearest"),
+        ("lux/1", LUX, 1, 9, 264, 173, 256, "bilinear"),
+        ("etopo/1", ETOPO, 1, 2, 3, 3, 256, "nearest"),
+        ("etopo/1", ETOPO, 1, 3, 0, 4, 512, "nearest"),
+        (
+            "l8/b2",
+            "img_l8_224077_utm21n_b2_u16.tif",
+            1,
+            12,
+            1425,
+            2344,
+            256,
+            "nearest",
+        ),
+        (
+            "l8/b2",
+            "img_l8_224077_utm21n_b2_u16.tif",
+            1,
+            11,
+            710,
+            1172,
+            512,
+            "nearest",
+        ),
+        (
+            "l8/b3",
+            "img_l8_224077_utm21n_b3_u16.tif",
+            1,
+            11,
+            710,
+            1171,
+            256,
+            "cubic",
+        ),
+        ("ms/all", MS, 1, 13, 3302, 4278, 256, "nearest"),
+        ("ms/all", MS, 4, 13, 3302, 4278, 256, "nearest"),
+        ("ms/all", MS, 6, 13, 3302, 4278, 256, "nearest"),
+    ];
+    let mut compared_with_reference = 0;
+    for &(keys, file, band, z, x, y, size, resampling) in cases {
+        let target = url(
+            &format!("/singleband/{keys}/{z}/{x}/{y}.npy"),
+            &[
+                ("band", &band.to_string()),
+                ("tile_size", &format!("[{size},{size}]")),
+                ("resampling", resampling),
+            ],
+        );
+        let body = s.bytes(&target);
+        let size_s = size.to_string();
+        let band_s = band.to_string();
+        let cli = cli_tile(
+            file,
+            z,
+            x,
+            y,
+            &[
+                "--tile-size",
+                &size_s,
+                "--resampling",
+                resampling,
+                "--bands",
+                &band_s,
+            ],
+        );
+        assert!(body == cli, "{target}: differs from kiln tile");
+        let tile = parse_npy(&body).unwrap();
+        let n = size as usize;
+        assert_eq!(tile.shape, vec![2, n, n], "{target}");
+        assert!(valid_count(&tile) > 0, "{target}: no valid pixel");
+        if resampling != "nearest" {
+            continue;
+        }
+        let Some(r) = reference(file, z, x, y, size) else {
+            continue;
+        };
+        let rb = r.shape[0] - 1;
+        assert_eq!(
+            r.plane(band - 1).unwrap(),
+            tile.plane(0).unwrap(),
+            "{target}: values vs rio-tiler"
+        );
+        assert_eq!(
+            r.plane(rb).unwrap(),
+            tile.plane(1).unwrap(),
+            "{target}: mask vs rio-tiler"
+        );
+        compared_with_reference += 1;
+    }
+    if have_references() {
+        // Every nearest case but the DEM (not among the reference files) has a reference.
+        assert_eq!(
+            compared_with_reference,
+            7,
+            "reference tiles missing from {}",
+            ref_dir().display()
+        );
+    } else {
+        eprintln!(
+            "note: no reference tiles in {} (run scripts/make_reference_tiles.sh); \
+             compared with kiln tile only",
+            ref_dir().display()
+        );
+    }
+}
+
+#[test]
+fn singleband_png_is_the_stretch_and_colormap_of_the_values() {
+    let s = Server::catalog();
+    let viridis = colormap_table(&s, "viridis");
+    assert_eq!(viridis[0], [68, 1, 84, 255], "viridis starts dark purple");
+    assert_eq!(viridis[254], [253, 231, 36, 255], "and ends yellow");
+    let terrain = colormap_table(&s, "terrain");
+
+    let base = "/singleband/lux/1/8/132/86";
+    let tile = s.npy(&format!("{base}.npy"));
+    let valid = valid_count(&tile);
+    assert!(
+        valid > 1000 && valid < 256 * 256,
+        "lux tile has data and nodata: {valid}"
+    );
+
+    // Numbers + colormap.
+    let png = s.bytes(&url(
+        &format!("{base}.png"),
+        &[("stretch_range", "[200,500]"), ("colormap", "viridis")],
+    ));
+    check_singleband_png(&png, &tile, 200.0, 500.0, Some(&viridis));
+    // The same through the RGBA view of a PNG decoder.
+    let (_, _, rgba) = png_rgba(&png);
+    let (values, mask) = (tile.plane(0).unwrap(), tile.plane(1).unwrap());
+    for i in 0..rgba.len() {
+        let want = if mask[i] > 0.0 {
+            viridis[usize::from(to_index(values[i], 200.0, 500.0)) - 1]
+        } else {
+            [rgba[i][0], rgba[i][1], rgba[i][2], 0]
+        };
+        assert_eq!(rgba[i], want, "pixel {i}");
+    }
+
+    // No colormap: greyscale, grey 0 transparent.
+    let grey = s.bytes(&url(
+        &format!("{base}.png"),
+        &[("stretch_range", "[150,400]")],
+    ));
+    check_singleband_png(&grey, &tile, 150.0, 400.0, None);
+
+    // No stretch_range: the dataset's range from /metadata.
+    let m = s.json("/metadata/lux/1");
+    let range = f64s(&m["range"]);
+    let default = s.bytes(&url(&format!("{base}.png"), &[("colormap", "terrain")]));
+    check_singleband_png(&default, &tile, range[0], range[1], Some(&terrain));
+    // null ends mean the same.
+    let nulls = s.bytes(&url(
+        &format!("{base}.png"),
+        &[("stretch_range", "[null,null]"), ("colormap", "terrain")],
+    ));
+    assert_eq!(nulls, default);
+
+    // Percentiles: p2 and p98 of /metadata.
+    let pct = f64s(&m["percentiles"]);
+    let (p2, p98) = (pct[1], pct[97]);
+    let by_pct = s.bytes(&url(
+        &format!("{base}.png"),
+        &[
+            ("stretch_range", "[\"p2\",\"p98\"]"),
+            ("colormap", "viridis"),
+        ],
+    ));
+    check_singleband_png(&by_pct, &tile, p2, p98, Some(&viridis));
+    let by_numbers = s.bytes(&url(
+        &format!("{base}.png"),
+        &[
+            ("stretch_range", &format!("[{p2},{p98}]")),
+            ("colormap", "viridis"),
+        ],
+    ));
+    assert_eq!(by_pct, by_numbers);
+    // The unquoted form too.
+    let unquoted = s.bytes(&url(
+        &format!("{base}.png"),
+        &[("stretch_range", "[p2,p98]"), ("colormap", "viridis")],
+    ));
+    assert_eq!(unquoted, by_pct);
+
+    // A 512 tile of a multi-band dataset's band 4, with a colormap.
+    let ms = "/singleband/ms/all/12/1651/2139";
+    let q = [("band", "4"), ("tile_size", "[512,512]")];
+    let tile = s.npy(&url(&format!("{ms}.npy"), &q));
+    assert_eq!(tile.shape, vec![2, 512, 512]);
+    let png = s.bytes(&url(
+        &format!("{ms}.png"),
+        &[
+            q[0],
+            q[1],
+            ("stretch_range", "[10,120]"),
+            ("colormap", "viridis"),
+        ],
+    ));
+    check_singleband_png(&png, &tile, 10.0, 120.0, Some(&viridis));
+}
+
+/// Terracotta's uncoloured tile is greyscale with grey level = index, which is also what
+/// `/colormap` without a colormap reports.
+#[test]
+fn uncoloured_tiles_are_grey_level_equal_to_index() {
+    let s = Server::catalog();
+    let legend = s.json("/colormap?stretch_range=[0,254]&num_values=255");
+    let png = s.bytes("/singleband/lux/1/8/132/86.png?stretch_range=[150,400]");
+    let p = decode_png(&png);
+    let (_, _, rgba) = png_rgba(&png);
+    for (i, px) in rgba.iter().enumerate() {
+        let idx = usize::from(p.data[i]);
+        if idx == 0 {
+            assert_eq!(px[3], 0, "pixel {i}");
+        } else {
+            assert_eq!(
+                px,
+                &[idx as u8, idx as u8, idx as u8, 255],
+                "pixel {i} index {idx}"
+            );
+            assert_eq!(legend["colormap"][idx - 1]["rgba"], json!(px), "pixel {i}");
+        }
+    }
+}
+
+/// The footprint (`convex_hull`) is traced on a decimated mask (by 2 for the 2006 x 1515
+/// Landsat band), whose last half-empty cell row would reach 30 m past the raster; vertices
+/// are clamped to the raster and the dataset's bounds.
+#[test]
+fn footprints_stay_inside_the_bounds() {
+    let s = Server::catalog();
+    for (name, band, file) in datasets() {
+        let m = s.json(&format!("/metadata/{name}/{band}"));
+        check_hull(&m["convex_hull"], &f64s(&m["bounds"]), &file, 1e-9);
+    }
+}
+
+#[test]
+fn explicit_colormap_colours_listed_values_only() {
+    let s = Server::catalog();
+    let base = "/singleband/lux/1/8/132/86";
+    let tile = s.npy(&format!("{base}.npy"));
+    let (values, mask) = (tile.plane(0).unwrap(), tile.plane(1).unwrap());
+    // Two values present in the tile.
+    let mut present: Vec<i64> = values
+        .iter()
+        .zip(mask)
+        .filter(|(_, &m)| m > 0.0)
+        .map(|(&v, _)| v as i64)
+        .collect();
+    present.sort_unstable();
+    present.dedup();
+    let (a, b) = (present[0], present[present.len() / 2]);
+    let map = format!(r##"{{"{a}": "#ff0000", "{b}": [0, 0, 255, 128]}}"##);
+    let png = s.bytes(&url(
+        &format!("{base}.png"),
+        &[("colormap", "explicit"), ("explicit_color_map", &map)],
+    ));
+    let (_, _, rgba) = png_rgba(&png);
+    let mut coloured = 0;
+    for i in 0..rgba.len() {
+        let want = if mask[i] > 0.0 && values[i] == a as f64 {
+            Some([255, 0, 0, 255])
+        } else if mask[i] > 0.0 && values[i] == b as f64 {
+            Some([0, 0, 255, 128])
+        } else {
+            None
+        };
+        match want {
+            Some(w) => {
+                coloured += 1;
+                assert_eq!(rgba[i], w, "pixel {i} value {}", values[i]);
+            }
+            None => assert_eq!(rgba[i][3], 0, "pixel {i} value {} is not listed", values[i]),
+        }
+    }
+    assert!(coloured > 0);
+}
+
+#[test]
+fn rgb_tiles_stretch_each_channel() {
+    let s = Server::catalog();
+    // Three datasets by the last key; a tile at the scene's edge (masked pixels → alpha 0).
+    let (z, x, y) = (11, 710, 1171);
+    let bands = ["b4", "b3", "b2"];
+    let tiles: Vec<NpyArray> = bands
+        .iter()
+        .map(|b| s.npy(&format!("/singleband/l8/{b}/{z}/{x}/{y}.npy")))
+        .collect();
+    let b3 = s.json("/metadata/l8/b3");
+    let g_default = f64s(&b3["range"]);
+    let ranges = [
+        (500.0, 9000.0),
+        (g_default[0], g_default[1]),
+        (300.0, 7000.0),
+    ];
+    let png = s.bytes(&url(
+        &format!("/rgb/l8/{z}/{x}/{y}.png"),
+        &[
+            ("r", "b4"),
+            ("g", "b3"),
+            ("b", "b2"),
+            ("r_range", "[500,9000]"),
+            ("b_range", "[300,7000]"),
+        ],
+    ));
+    let (w, h, rgba) = png_rgba(&png);
+    assert_eq!((w, h), (256, 256));
+    let mut transparent = 0;
+    for (i, px) in rgba.iter().enumerate() {
+        let valid = tiles.iter().all(|t| t.plane(1).unwrap()[i] > 0.0);
+        if !valid {
+            transparent += 1;
+            assert_eq!(px[3], 0, "pixel {i}");
+            continue;
+        }
+        let want: Vec<u8> = tiles
+            .iter()
+            .zip(ranges)
+            .map(|(t, (lo, hi))| to_byte(t.plane(0).unwrap()[i], lo, hi))
+            .collect();
+        assert_eq!(&px[..3], &want[..], "pixel {i}");
+        assert_eq!(px[3], 255, "pixel {i}");
+    }
+    assert!(transparent > 0 && transparent < w * h, "{transparent}");
+
+    // Bands of one dataset: r=3&g=2&b=1, against `kiln tile` of all bands.
+    let (z, x, y) = (13, 3302, 4278);
+    let all = parse_npy(&cli_tile(MS, z, x, y, &[])).unwrap();
+    assert_eq!(all.shape, vec![7, 256, 256]);
+    let png = s.bytes(&url(
+        &format!("/rgb/ms/all/{z}/{x}/{y}.png"),
+        &[
+            ("r", "3"),
+            ("g", "2"),
+            ("b", "1"),
+            ("r_range", "[10,100]"),
+            ("g_range", "[20,110]"),
+            ("b_range", "[30,140]"),
+        ],
+    ));
+    let (w, h, rgba) = png_rgba(&png);
+    let ranges = [(10.0, 100.0), (20.0, 110.0), (30.0, 140.0)];
+    let mask = all.plane(6).unwrap();
+    for i in 0..w * h {
+        if mask[i] == 0.0 {
+            assert_eq!(rgba[i][3], 0, "pixel {i}");
+            continue;
+        }
+        for (c, (band, (lo, hi))) in [2usize, 1, 0].into_iter().zip(ranges).enumerate() {
+            let want = to_byte(all.plane(band).unwrap()[i], lo, hi);
+            assert_eq!(rgba[i][c], want, "pixel {i} channel {c}");
+        }
+        assert_eq!(rgba[i][3], 255);
+    }
+
+    // Errors.
+    s.error(
+        &format!("/rgb/l8/{z}/{x}/{y}.png?r=b4&g=b3"),
+        400,
+        &["b", "missing"],
+    );
+    s.error(
+        &format!("/rgb/l8/{z}/{x}/{y}.png?r=b4&g=b3&b=b9"),
+        404,
+        &["b9"],
+    );
+    s.error(
+        "/rgb/ms/all/13/3302/4278.png?r=3&g=2&b=9",
+        400,
+        &["b", "9", "6 band"],
+    );
+    s.error("/rgb/13/3302/4278.png?r=3&g=2&b=1", 400, &["keys"]);
+}
+
+#[test]
+fn compute_evaluates_the_expression_per_pixel() {
+    let s = Server::catalog();
+    let (z, x, y) = (11, 710, 1171);
+    let nir = s.npy(&format!("/singleband/l8/b4/{z}/{x}/{y}.npy"));
+    let red = s.npy(&format!("/singleband/l8/b3/{z}/{x}/{y}.npy"));
+    let expr = "(v1-v2)/(v1+v2)";
+    let expected = |i: usize| -> Option<f64> {
+        if nir.plane(1).unwrap()[i] == 0.0 || red.plane(1).unwrap()[i] == 0.0 {
+            return None;
+        }
+        let (a, b) = (nir.plane(0).unwrap()[i], red.plane(0).unwrap()[i]);
+        let v = (a - b) / (a + b);
+        v.is_finite().then_some(v)
+    };
+    let q = [
+        ("expression", expr),
+        ("v1", "b4"),
+        ("v2", "b3"),
+        ("stretch_range", "[-0.2,0.4]"),
+        ("colormap", "viridis"),
+    ];
+    let png = s.bytes(&url(&format!("/compute/l8/{z}/{x}/{y}.png"), &q));
+    let p = decode_png(&png);
+    assert_eq!(p.color, png::ColorType::Indexed);
+    let mut valid = 0;
+    for i in 0..256 * 256 {
+        match expected(i) {
+            None => assert_eq!(p.data[i], 0, "pixel {i} is masked"),
+            Some(v) => {
+                valid += 1;
+                let want = i32::from(to_index(v, -0.2, 0.4));
+                let got = i32::from(p.data[i]);
+                assert!(
+                    (want - got).abs() <= 1,
+                    "pixel {i}: {v} → {want}, got {got}"
+                );
+            }
+        }
+    }
+    assert!(valid > 1000, "{valid}");
+
+    // The values themselves as .npy.
+    let values = s.npy(&url(&format!("/compute/l8/{z}/{x}/{y}.npy"), &q));
+    let plane = values.plane(0).unwrap();
+    let vmask = values.plane(values.shape[0] - 1).unwrap();
+    for i in 0..256 * 256 {
+        match expected(i) {
+            None => assert_eq!(vmask[i], 0.0, "pixel {i}"),
+            Some(v) => {
+                assert!(vmask[i] > 0.0, "pixel {i}");
+                assert!(
+                    (plane[i] - v).abs() <= 1e-6 * v.abs().max(1.0),
+                    "pixel {i}: {} vs {v}",
+                    plane[i]
+                );
+            }
+        }
+    }
+
+    // Bands of one dataset as variables.
+    let (z, x, y) = (13, 3302, 4278);
+    let all = parse_npy(&cli_tile(MS, z, x, y, &[])).unwrap();
+    let png = s.bytes(&url(
+        &format!("/compute/ms/all/{z}/{x}/{y}.png"),
+        &[
+            ("expression", "v1-v2"),
+            ("v1", "4"),
+            ("v2", "3"),
+            ("stretch_range", "[-50,100]"),
+        ],
+    ));
+    let p = decode_png(&png);
+    for i in 0..256 * 256 {
+        if all.plane(6).unwrap()[i] == 0.0 {
+            assert_eq!(p.data[i], 0);
+            continue;
+        }
+        let v = all.plane(3).unwrap()[i] - all.plane(2).unwrap()[i];
+        let want = i32::from(to_index(v, -50.0, 100.0));
+        assert!((want - i32::from(p.data[i])).abs() <= 1, "pixel {i}");
+    }
+
+    // Errors name the parameter.
+    let base = format!("/compute/l8/{z}/{x}/{y}.png");
+    s.error(
+        &url(
+            &base,
+            &[
+                ("expression", "(v1-v2"),
+                ("v1", "b4"),
+                ("v2", "b3"),
+                ("stretch_range", "[0,1]"),
+            ],
+        ),
+        400,
+        &["expression"],
+    );
+    s.error(
+        &url(
+            &base,
+            &[
+                ("expression", "v1+"),
+                ("v1", "b4"),
+                ("stretch_range", "[0,1]"),
+            ],
+        ),
+        400,
+        &["expression"],
+    );
+    s.error(
+        &url(
+            &base,
+            &[("expression", "v1-v2"), ("v1", "b4"), ("v2", "b3")],
+        ),
+        400,
+        &["stretch_range"],
+    );
+    s.error(
+        &url(&base, &[("v1", "b4"), ("stretch_range", "[0,1]")]),
+        400,
+        &["expression"],
+    );
+    s.error(
+        &url(
+            &base,
+            &[
+                ("expression", "v1-v2"),
+                ("v1", "b4"),
+                ("stretch_range", "[0,1]"),
+            ],
+        ),
+        400,
+        &["v2"],
+    );
+}
+
+#[test]
+fn tiles_outside_the_data_are_transparent_and_tif_tiles_open() {
+    let s = Server::catalog();
+    for target in [
+        "/singleband/lux/1/8/0/0.png?colormap=viridis",
+        "/singleband/lux/1/8/0/0.png",
+        "/singleband/l8/b2/10/0/0.png?stretch_range=[0,1000]",
+        "/rgb/l8/5/0/0.png?r=b4&g=b3&b=b2",
+    ] {
+        let (w, h, rgba) = png_rgba(&s.bytes(target));
+        assert_eq!((w, h), (256, 256), "{target}");
+        assert!(
+            rgba.iter().all(|p| p[3] == 0),
+            "{target}: not all transparent"
+        );
+    }
+    // JPEG and WebP tiles.
+    let jpg = s.get("/singleband/lux/1/8/132/86.jpg?colormap=viridis&quality=70");
+    assert_eq!(jpg.status, 200, "{}", jpg.text());
+    assert_eq!(jpg.header("content-type"), Some("image/jpeg"));
+    assert!(jpg.body.starts_with(&[0xFF, 0xD8, 0xFF]), "JPEG magic");
+    let webp = s.get("/rgb/l8/11/710/1171.webp?r=b4&g=b3&b=b2");
+    assert_eq!(webp.status, 200, "{}", webp.text());
+    assert_eq!(webp.header("content-type"), Some("image/webp"));
+    assert!(
+        webp.body.starts_with(b"RIFF") && &webp.body[8..12] == b"WEBP",
+        "WebP magic"
+    );
+
+    let empty = s.npy("/singleband/lux/1/8/0/0.npy");
+    assert_eq!(valid_count(&empty), 0);
+
+    // Preview: the whole dataset, transparent where nodata.
+    let (w, h, rgba) = png_rgba(&s.bytes("/singleband/lux/1/preview.png?colormap=viridis"));
+    assert!(w == 256 || h == 256, "{w}x{h}");
+    let opaque = rgba.iter().filter(|p| p[3] == 255).count();
+    assert!(opaque > 0 && opaque < w * h, "{opaque}");
+    let (w, h, _) = png_rgba(&s.bytes("/singleband/lux/1/preview.png?tile_size=[300,200]"));
+    assert_eq!((w, h), (300, 200));
+
+    // GeoTIFF tiles: a TIFF that `kiln info` (and gdalinfo, if installed) reads as one
+    // 256 x 256 band in EPSG:3857.
+    let r = s.get("/singleband/lux/1/8/132/86.tif");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("image/tiff"));
+    assert!(
+        r.body.starts_with(b"II*\0") || r.body.starts_with(b"MM\0*"),
+        "TIFF magic"
+    );
+    let path = temp_file("tile.tif");
+    std::fs::write(&path, &r.body).unwrap();
+    let info = kiln(&["info", path.to_str().unwrap()]);
+    assert!(info.status.success(), "kiln info: {}", stderr(&info));
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    let text = info.to_string();
+    assert!(text.contains("3857"), "{text}");
+    assert_eq!(info["width"], 256, "{text}");
+    assert_eq!(info["height"], 256, "{text}");
+    if let Ok(o) = Command::new("gdalinfo").arg("-json").arg(&path).output() {
+        if o.status.success() {
+            let g: Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(g["size"], json!([256, 256]));
+            assert_eq!(g["bands"].as_array().unwrap().len(), 1);
+        }
+    }
+}
+
+#[test]
+fn point_values_match_tile_pixels() {
+    let s = Server::catalog();
+    // The centre of source pixel (col 43, row 40) of the DEM.
+    let gt = f64s(&catalog_entry(LUX)["geotransform"]);
+    let lon = gt[0] + 43.5 * gt[1];
+    let lat = gt[3] + 40.5 * gt[5];
+    let p = s.json(&format!("/point/lux/1?lon={lon}&lat={lat}"));
+    assert_eq!(p["keys"], json!({ "name": "lux", "band": "1" }));
+    let values = p["values"].as_array().unwrap();
+    assert_eq!(values.len(), 1);
+    let value = values[0].as_f64().unwrap();
+
+    // The z10 tile pixel containing the point (a tile pixel is 1/6 of a source pixel, and
+    // the point is half a source pixel from any edge, so both sample the same source pixel).
+    let z = 10;
+    let world = 256.0 * f64::from(1u32 << z);
+    let gx = (lon + 180.0) / 360.0 * world;
+    let gy = (1.0 - lat.to_radians().tan().asinh() / std::f64::consts::PI) / 2.0 * world;
+    let (tx, ty) = ((gx / 256.0) as u32, (gy / 256.0) as u32);
+    let (px, py) = (gx as usize % 256, gy as usize % 256);
+    let tile = s.npy(&format!("/singleband/lux/1/{z}/{tx}/{ty}.npy"));
+    let i = py * 256 + px;
+    assert!(tile.plane(1).unwrap()[i] > 0.0);
+    assert_eq!(value, tile.plane(0).unwrap()[i]);
+    let r = f64s(&s.json("/metadata/lux/1")["range"]);
+    assert!(r[0] <= value && value <= r[1]);
+
+    // Outside the data: null.
+    assert_eq!(s.json("/point/lux/1?lon=0&lat=0")["values"], json!([null]));
+    // Multi-band: one value per band.
+    let ms = s.json("/point/ms/all?lon=-34.87&lat=-8.0");
+    let vals = ms["values"].as_array().unwrap();
+    assert_eq!(vals.len(), 6);
+    assert!(vals.iter().all(Value::is_number), "{ms}");
+
+    s.error("/point/lux/1?lon=200&lat=0", 400, &["lon"]);
+    s.error("/point/lux/1?lon=6", 400, &["lat", "missing"]);
+    s.error("/point/lux/1?lon=6&lat=abc", 400, &["lat"]);
+    s.error("/point/nope/1?lon=6&lat=49", 404, &["nope"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. HTTP semantics and errors
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tiles_carry_caching_headers_and_honour_if_none_match() {
+    let s = Server::catalog();
+    let target = "/singleband/etopo/1/2/1/1.png?colormap=terrain";
+    let a = s.get(target);
+    let b = s.get(target);
+    assert_eq!((a.status, b.status), (200, 200));
+    assert_eq!(a.header("content-type"), Some("image/png"));
+    let etag = a.header("etag").expect("ETag").to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    assert_eq!(b.header("etag"), Some(etag.as_str()), "ETag is stable");
+    assert_eq!(a.body, b.body);
+    let cc = a.header("cache-control").expect("Cache-Control");
+    assert!(cc.contains("max-age="), "{cc}");
+    for r in [&a, &b] {
+        let t = r.header("server-timing").expect("Server-Timing");
+        assert!(t.contains("total;dur="), "{t}");
+    }
+
+    let c = s.get_with(target, &[("If-None-Match", &etag)]);
+    assert_eq!(c.status, 304);
+    assert!(c.body.is_empty());
+    assert_eq!(c.header("etag"), Some(etag.as_str()));
+    let d = s.get_with(target, &[("If-None-Match", "\"something-else\"")]);
+    assert_eq!(d.status, 200);
+    assert_eq!(d.body, a.body);
+
+    // Different parameters, different tile and ETag.
+    let e = s.get("/singleband/etopo/1/2/1/1.png?colormap=viridis");
+    assert_ne!(e.header("etag"), Some(etag.as_str()));
+
+    // CORS.
+    let cors = s.get_with(target, &[("Origin", "http://example.com")]);
+    assert_eq!(cors.header("access-control-allow-origin"), Some("*"));
+    let expose = cors
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(expose.contains("etag"), "{expose}");
+    let pre = s.get_with("/keys", &[("Origin", "http://example.com")]);
+    assert_eq!(pre.header("access-control-allow-origin"), Some("*"));
+
+    // A server with a restricted origin list answers only those origins.
+    let restricted = Server::start(&[
+        "-d",
+        fixture().catalog.to_str().unwrap(),
+        "--cors-origins",
+        "http://good.example",
+    ]);
+    let ok = restricted.get_with("/keys", &[("Origin", "http://good.example")]);
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("http://good.example")
+    );
+    let no = restricted.get_with("/keys", &[("Origin", "http://evil.example")]);
+    assert_eq!(no.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn bad_requests_name_the_parameter() {
+    let s = Server::catalog();
+    let t = "/singleband/lux/1/8/132/86.png";
+    s.error(
+        &url(t, &[("stretch_range", "[1,2,3]")]),
+        400,
+        &["stretch_range"],
+    );
+    s.error(
+        &url(t, &[("stretch_range", "[5,1]")]),
+        400,
+        &["stretch_range"],
+    );
+    s.error(
+        &url(t, &[("stretch_range", "[a,b]")]),
+        400,
+        &["stretch_range"],
+    );
+    s.error(
+        &url(t, &[("stretch_range", "0,1")]),
+        400,
+        &["stretch_range"],
+    );
+    s.error(
+        &url(t, &[("stretch_range", "[p0,p98]")]),
+        400,
+        &["stretch_range"],
+    );
+    s.error(
+        &url(t, &[("colormap", "nope")]),
+        400,
+        &["colormap", "nope", "viridis"],
+    );
+    s.error(
+        &url(t, &[("colormap", "explicit")]),
+        400,
+        &["explicit_color_map"],
+    );
+    s.error(
+        &url(
+            t,
+            &[("colormap", "explicit"), ("explicit_color_map", "{bad")],
+        ),
+        400,
+        &["explicit_color_map"],
+    );
+    s.error(&url(t, &[("tile_size", "[100,100]")]), 400, &["tile_size"]);
+    s.error(&url(t, &[("tile_size", "[256,512]")]), 400, &["tile_size"]);
+    s.error(&url(t, &[("band", "2")]), 400, &["band", "1 band"]);
+    s.error(&url(t, &[("band", "0")]), 400, &["band"]);
+    s.error(&url(t, &[("resampling", "foo")]), 400, &["resampling"]);
+    s.error(&url(t, &[("quality", "0")]), 400, &["quality"]);
+    s.error("/singleband/lux/1/8/132/86.gif", 400, &["format"]);
+    s.error("/singleband/lux/1/40/0/0.png", 400, &["zoom"]);
+    s.error("/singleband/lux/1/1/5/0.png", 400, &["1/5/0"]);
+    s.error("/singleband/lux/1/1/0/7.png", 400, &["1/0/7"]);
+    s.error("/singleband/lux/1/a/0/0.png", 400, &["z"]);
+    s.error("/singleband/lux/1/8/132/86.png?band=x", 400, &["band"]);
+    s.error("/singleband/lux/8/132/86.png", 400, &["keys"]);
+    s.error("/singleband/nope/1/8/132/86.png", 404, &["nope"]);
+    s.error("/colormap?colormap=viridis", 400, &["stretch_range"]);
+    s.error(
+        "/colormap?stretch_range=[0,1]&colormap=nope",
+        400,
+        &["colormap"],
+    );
+    s.error(
+        "/colormap?stretch_range=[0,1]&num_values=abc",
+        400,
+        &["num_values"],
+    );
+    s.error("/nothing/here", 404, &["endpoint"]);
+    s.error("/singleband", 404, &[]);
+}
+
+#[test]
+fn unreadable_source_is_502_and_the_server_stays_up() {
+    let s = Server::catalog();
+    s.error("/metadata/gone/1", 502, &["gone_1.tif"]);
+    s.error("/singleband/gone/1/8/132/86.png", 502, &["cannot be read"]);
+    s.error("/singleband/gone/1/8/132/86.npy", 502, &["cannot be read"]);
+    s.error("/point/gone/1?lon=6&lat=49.8", 502, &["cannot be read"]);
+    assert_eq!(s.json("/health")["status"], "ok");
+    // Other datasets still render.
+    assert!(!s.bytes("/singleband/lux/1/8/132/86.png").is_empty());
+}
+
+#[test]
+fn colormap_tilejson_openapi_and_apidoc() {
+    let s = Server::catalog();
+    let c = s.json("/colormap?stretch_range=[100,300]&colormap=viridis&num_values=5");
+    let list = c["colormap"].as_array().unwrap();
+    assert_eq!(list.len(), 5);
+    let values: Vec<f64> = list.iter().map(|e| e["value"].as_f64().unwrap()).collect();
+    assert_eq!(values, vec![100.0, 150.0, 200.0, 250.0, 300.0]);
+    let viridis = colormap_table(&s, "viridis");
+    assert_eq!(list[0]["rgba"], json!(viridis[0]));
+    assert_eq!(list[4]["rgba"], json!(viridis[254]));
+    // Each colour is what a pixel of that value gets.
+    for e in list {
+        let idx = to_index(e["value"].as_f64().unwrap(), 100.0, 300.0);
+        assert_eq!(e["rgba"], json!(viridis[usize::from(idx) - 1]));
+    }
+    // Without a colormap: the grey ramp.
+    let g = s.json("/colormap?stretch_range=[0,1]&num_values=3");
+    assert_eq!(
+        g["colormap"],
+        json!([
+            { "value": 0.0, "rgba": [1, 1, 1, 255] },
+            { "value": 0.5, "rgba": [128, 128, 128, 255] },
+            { "value": 1.0, "rgba": [255, 255, 255, 255] },
+        ])
+    );
+    assert_eq!(
+        s.json("/colormap?stretch_range=[0,1]")["colormap"]
+            .as_array()
+            .unwrap()
+            .len(),
+        255
+    );
+
+    // TileJSON.
+    let tj = s.json("/singleband/lux/1/tilejson.json?colormap=viridis&stretch_range=[200,500]");
+    assert_eq!(tj["tilejson"], "3.0.0");
+    let tiles = tj["tiles"].as_array().unwrap();
+    assert_eq!(tiles.len(), 1);
+    let t = tiles[0].as_str().unwrap();
+    let prefix = format!(
+        "http://127.0.0.1:{}/singleband/lux/1/{{z}}/{{x}}/{{y}}.png?",
+        s.port
+    );
+    assert!(t.starts_with(&prefix), "{t}");
+    assert!(t.contains("colormap=viridis"), "{t}");
+    assert!(t.contains("stretch_range="), "{t}");
+    let b = f64s(&tj["bounds"]);
+    let mb = f64s(&s.json("/metadata/lux/1")["bounds"]);
+    assert_eq!(b, mb);
+    let (minz, maxz) = (
+        tj["minzoom"].as_u64().unwrap(),
+        tj["maxzoom"].as_u64().unwrap(),
+    );
+    assert!(minz <= maxz && (6..=12).contains(&maxz), "{minz} {maxz}");
+    let center = f64s(&tj["center"]);
+    assert!(b[0] <= center[0] && center[0] <= b[2] && b[1] <= center[1] && center[1] <= b[3]);
+    // The tile URL it gives works.
+    let first = t
+        .replace(&format!("http://127.0.0.1:{}", s.port), "")
+        .replace("{z}/{x}/{y}", "8/132/86");
+    assert_eq!(s.get(&first).status, 200);
+    let rgb = s.json("/rgb/l8/tilejson.json?r=b4&g=b3&b=b2");
+    assert!(rgb["tiles"][0]
+        .as_str()
+        .unwrap()
+        .contains("/rgb/l8/{z}/{x}/{y}.png?"));
+
+    // OpenAPI.
+    let spec = s.json("/swagger.json");
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        spec["openapi"]
+    );
+    let paths = spec["paths"].as_object().unwrap();
+    for p in [
+        "/health",
+        "/keys",
+        "/datasets",
+        "/metadata",
+        "/metadata/{keys}",
+        "/singleband/{keys}/{z}/{x}/{y}.png",
+        "/singleband/{keys}/preview.png",
+        "/singleband/{keys}/tilejson.json",
+        "/rgb/{keys}/{z}/{x}/{y}.png",
+        "/compute/{keys}/{z}/{x}/{y}.png",
+        "/colormap",
+        "/point/{keys}",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from /swagger.json");
+    }
+    assert_eq!(s.json("/openapi.json"), spec);
+    let doc = s.get("/apidoc");
+    assert_eq!(doc.status, 200);
+    assert!(doc.header("content-type").unwrap().starts_with("text/html"));
+    assert!(doc.text().contains("swagger.json") || doc.text().contains("openapi.json"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Concurrency
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn concurrent_requests_all_succeed_and_identical_ones_agree() {
+    let s = Server::catalog();
+    let port = s.port;
+    let distinct: Vec<String> = (0..64)
+        .map(|i| {
+            format!(
+                "/singleband/etopo/1/3/{}/{}.png?colormap=terrain",
+                i % 8,
+                i / 8
+            )
+        })
+        .collect();
+    let same = "/singleband/l8/b2/12/1427/2342.png?colormap=viridis&stretch_range=[5000,9000]";
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let health = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut answered = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || answered == 0 {
+                let r = request(port, "GET", "/health", &[], b"");
+                assert_eq!(r.status, 200);
+                answered += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            answered
+        })
+    };
+    let mut handles = Vec::new();
+    for t in distinct {
+        handles.push((
+            t.clone(),
+            std::thread::spawn(move || request(port, "GET", &t, &[], b"")),
+        ));
+    }
+    for _ in 0..64 {
+        let t = same.to_string();
+        handles.push((
+            t.clone(),
+            std::thread::spawn(move || request(port, "GET", &t, &[], b"")),
+        ));
+    }
+    let mut same_bodies = Vec::new();
+    let mut distinct_bodies = std::collections::HashSet::new();
+    for (t, h) in handles {
+        let r = h.join().unwrap();
+        assert_eq!(r.status, 200, "{t}: {}", r.text());
+        assert!(r.body.starts_with(b"\x89PNG"), "{t}");
+        if t == same {
+            same_bodies.push(r.body);
+        } else {
+            distinct_bodies.insert(r.body);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let health_answers = health.join().unwrap();
+    assert!(health_answers > 0);
+    assert_eq!(same_bodies.len(), 64);
+    assert!(
+        same_bodies.windows(2).all(|w| w[0] == w[1]),
+        "identical requests, different bytes"
+    );
+    assert!(
+        distinct_bodies.len() > 32,
+        "{} different tiles",
+        distinct_bodies.len()
+    );
+    // And a later sequential request gives the same bytes.
+    assert_eq!(s.bytes(same), same_bodies[0]);
+}
+
+#[test]
+fn a_saturated_server_answers_503_with_retry_after() {
+    // A queue of one: concurrent renders beyond it are refused, never left waiting.
+    let s = Server::start(&[
+        "-d",
+        fixture().catalog.to_str().unwrap(),
+        "--max-queue",
+        "1",
+        "--cpu-threads",
+        "1",
+    ]);
+    let port = s.port;
+    let handles: Vec<_> = (0..32)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let t = format!("/singleband/etopo/1/4/{}/{}.png", i % 16, 4 + i / 16);
+                request(port, "GET", &t, &[], b"")
+            })
+        })
+        .collect();
+    let (mut ok, mut busy) = (0, 0);
+    for h in handles {
+        let r = h.join().unwrap();
+        match r.status {
+            200 => ok += 1,
+            503 => {
+                busy += 1;
+                assert!(r.header("retry-after").is_some(), "503 without Retry-After");
+                let msg = r.json()["message"].as_str().unwrap().to_string();
+                assert!(msg.contains("busy"), "{msg}");
+            }
+            other => panic!("status {other}: {}", r.text()),
+        }
+    }
+    eprintln!("saturated server: {ok} rendered, {busy} refused");
+    assert!(ok >= 1);
+    assert_eq!(s.json("/health")["status"], "ok");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. -r mode and 6. configuration
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn raster_pattern_mode_computes_metadata_lazily() {
+    let fx = fixture();
+    let r = Server::start(&["-r", &fx.pattern()]);
+    assert!(
+        r.banner.starts_with("Kiln serving 6 datasets"),
+        "{}",
+        r.banner
+    );
+    assert_eq!(
+        r.json("/keys"),
+        json!({ "keys": [{ "key": "name" }, { "key": "band" }] })
+    );
+    assert_eq!(r.json("/datasets")["datasets"].as_array().unwrap().len(), 6);
+    let d = Server::catalog();
+    for keys in ["lux/1", "l8/b3", "ms/all"] {
+        let lazy = r.json(&format!("/metadata/{keys}"));
+        let ingested = d.json(&format!("/metadata/{keys}"));
+        assert_eq!(lazy, ingested, "{keys}");
+        // Asked again, the stored copy answers the same.
+        assert_eq!(r.json(&format!("/metadata/{keys}")), ingested, "{keys}");
+    }
+    let t = "/singleband/lux/1/8/132/86.npy";
+    assert_eq!(r.bytes(t), d.bytes(t));
+    let t = "/singleband/etopo/1/2/3/3.png?stretch_range=[p2,p98]";
+    assert_eq!(r.bytes(t), d.bytes(t));
+}
+
+#[test]
+fn configuration_printing_and_startup_failures() {
+    let out = kiln_cmd(&["serve", "--print-config"])
+        .env("KILN_PORT", "9123")
+        .env("KILN_TILE_CACHE_MB", "17")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let cfg: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(cfg["port"].as_integer(), Some(9123), "{text}");
+    assert_eq!(cfg["tile_cache_mb"].as_integer(), Some(17), "{text}");
+    assert_eq!(cfg["host"].as_str(), Some("127.0.0.1"), "{text}");
+    // A flag beats the environment.
+    let out = kiln_cmd(&["serve", "--print-config", "--port", "9200"])
+        .env("KILN_PORT", "9123")
+        .output()
+        .unwrap();
+    let cfg: toml::Table = toml::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(cfg["port"].as_integer(), Some(9200));
+
+    // The printed configuration is a valid config file.
+    let file = temp_file("printed.toml");
+    std::fs::write(&file, &text).unwrap();
+    let out = kiln(&[
+        "serve",
+        "--print-config",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
+
+    let bad = temp_file("bad.toml");
+    std::fs::write(&bad, "prot = 8080\n").unwrap();
+    let out = kiln(&[
+        "serve",
+        "--config",
+        bad.to_str().unwrap(),
+        "-d",
+        fixture().catalog.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("prot"), "{}", stderr(&out));
+
+    let out = kiln_cmd(&["serve", "--print-config"])
+        .env("KILN_PORT", "eighty")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("KILN_PORT"), "{}", stderr(&out));
+
+    let missing = fixture().dir.join("no-such-catalog.sqlite");
+    let out = kiln(&["serve", "-d", missing.to_str().unwrap(), "--port", "0"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("no-such-catalog.sqlite") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    let out = kiln(&["serve", "--port", "0"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("nothing to serve"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,174 @@
+//! `kiln-server`: the HTTP adapter. A Terracotta-compatible API (`/keys`, `/datasets`,
+//! `/metadata`, `/singleband`, `/rgb`, `/compute`, `/colormap`, `/swagger.json`) plus Kiln's
+//! extensions (multi-band datasets, raw `.npy`/`.tif` tiles, `/point`, TileJSON, `/health`).
+//!
+//! Handlers are short: parse and validate parameters (`params`), resolve datasets through the
+//! catalog (`datasets`), hand the work to the engine's CPU pool through the tile service
+//! (`tiles`: cache, coalescing, admission), and answer. Nothing here touches the file system
+//! except through the catalog's dataset URIs.
+
+mod datasets;
+mod error;
+mod handlers;
+mod openapi;
+mod params;
+mod tiles;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use kiln_catalog::Catalog;
+use kiln_engine::Engine;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use error::ApiError;
+pub use tiles::etag_of;
+
+/// Serving settings (resolved by the CLI from defaults, file, environment and flags).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Bytes of encoded tiles kept in memory.
+    pub tile_cache_bytes: u64,
+    /// Tile renders waiting or running before new ones get 503.
+    pub max_queue: usize,
+    /// Tile renders running at once (0 = twice the CPU pool's threads).
+    pub max_running: usize,
+    /// Longest a tile may take before the request gets 503.
+    pub request_timeout: Duration,
+    /// `Cache-Control: max-age` of tiles, seconds.
+    pub cache_max_age_s: u32,
+    /// Origins allowed by CORS; `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// How long a resolved dataset is trusted before the catalog is asked again.
+    pub revalidate: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            tile_cache_bytes: 256 << 20,
+            max_queue: 512,
+            max_running: 0,
+            request_timeout: Duration::from_secs(30),
+            cache_max_age_s: 3600,
+            cors_origins: vec!["*".into()],
+            revalidate: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+#[derive(Debug)]
+struct StateInner {
+    engine: Engine,
+    store: datasets::DatasetStore,
+    tiles: tiles::TileService,
+    config: ServerConfig,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, catalog: Arc<dyn Catalog>, config: ServerConfig) -> Self {
+        let running = if config.max_running == 0 {
+            engine.pool().threads() * 2
+        } else {
+            config.max_running
+        };
+        Self {
+            inner: Arc::new(StateInner {
+                store: datasets::DatasetStore::new(catalog, engine.clone(), config.revalidate),
+                tiles: tiles::TileService::new(
+                    config.tile_cache_bytes,
+                    config.max_queue,
+                    running,
+                    config.request_timeout,
+                ),
+                engine,
+                config,
+            }),
+        }
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    fn store(&self) -> &datasets::DatasetStore {
+        &self.inner.store
+    }
+
+    fn tiles(&self) -> &tiles::TileService {
+        &self.inner.tiles
+    }
+
+    fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+}
+
+/// All routes in one table.
+pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.config().cors_origins);
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route("/keys", get(handlers::keys))
+        .route("/datasets", get(handlers::datasets))
+        .route("/metadata", post(handlers::metadata_many))
+        .route("/metadata/{*keys}", get(handlers::metadata))
+        .route("/singleband/{*rest}", get(handlers::singleband))
+        .route("/rgb/{*rest}", get(handlers::rgb))
+        .route("/compute/{*rest}", get(handlers::compute))
+        .route("/colormap", get(handlers::colormap))
+        .route("/point/{*keys}", get(handlers::point))
+        .route("/swagger.json", get(handlers::openapi))
+        .route("/openapi.json", get(handlers::openapi))
+        .route("/apidoc", get(handlers::apidoc))
+        .fallback(handlers::not_found)
+        .layer(cors)
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            axum::http::header::CONTENT_TYPE,
+            axum::http::header::IF_NONE_MATCH,
+        ])
+        .expose_headers([
+            axum::http::header::ETAG,
+            axum::http::HeaderName::from_static("server-timing"),
+        ]);
+    if origins.iter().any(|o| o == "*") {
+        return layer.allow_origin(AllowOrigin::any());
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    layer.allow_origin(AllowOrigin::list(list))
+}
+
+/// Serves `router` on `listener` (with TCP_NODELAY) until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

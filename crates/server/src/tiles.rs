@@ -1,0 +1,227 @@
+//! The rendered-tile service: a byte-weighted cache, coalescing of identical concurrent
+//! requests (one render, many waiters), admission control and per-stage timings.
+//!
+//! Admission: at most `max_queue` renders may be waiting or running; the next one is refused
+//! at once with 503 + `Retry-After` instead of letting latency grow without bound. Of those,
+//! `max_running` run at a time, admitted in arrival order (tokio's semaphore is fair), so
+//! tiles finish in the order they were asked for and the tail latency stays close to the
+//! queue length times the render time.
+
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+
+/// One encoded tile as cached and served.
+#[derive(Debug, Clone)]
+pub struct RenderedTile {
+    pub bytes: Bytes,
+    pub etag: Arc<str>,
+    pub content_type: &'static str,
+    /// `Server-Timing` of the render that produced it.
+    pub timing: Arc<str>,
+}
+
+/// Stage durations a render reports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Timings {
+    pub read: Duration,
+    pub encode: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub hits: AtomicU64,
+    pub renders: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct TileService {
+    cache: moka::future::Cache<String, RenderedTile>,
+    queue: Arc<Semaphore>,
+    running: Arc<Semaphore>,
+    timeout: Duration,
+    pub counters: Counters,
+}
+
+impl TileService {
+    pub fn new(cache_bytes: u64, max_queue: usize, max_running: usize, timeout: Duration) -> Self {
+        Self {
+            cache: moka::future::Cache::builder()
+                .weigher(|k: &String, t: &RenderedTile| {
+                    u32::try_from(t.bytes.len() + k.len() + 128).unwrap_or(u32::MAX)
+                })
+                .max_capacity(cache_bytes)
+                .build(),
+            queue: Arc::new(Semaphore::new(max_queue.max(1))),
+            running: Arc::new(Semaphore::new(max_running.max(1))),
+            timeout,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The cached tile for `key`, or the result of `render` (run once however many requests
+    /// ask for `key` at the same time). Returns whether it came from the cache.
+    pub async fn get_or_render<F>(
+        &self,
+        key: String,
+        content_type: &'static str,
+        render: F,
+    ) -> Result<(RenderedTile, bool), ApiError>
+    where
+        F: Future<Output = Result<(Vec<u8>, Timings), ApiError>> + Send,
+    {
+        if let Some(hit) = self.cache.get(&key).await {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((hit, true));
+        }
+        let queue = self.queue.clone();
+        let running = self.running.clone();
+        let timeout = self.timeout;
+        let counters = &self.counters;
+        let init = async move {
+            let Ok(_queued) = queue.try_acquire_owned() else {
+                counters.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::busy(1));
+            };
+            let arrived = Instant::now();
+            let work = async {
+                let _running = running
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| ApiError::internal("tile service closed"))?;
+                let waited = arrived.elapsed();
+                let (bytes, t) = render.await?;
+                Ok::<_, ApiError>((bytes, t, waited))
+            };
+            let (bytes, t, waited) =
+                tokio::time::timeout(timeout, work).await.map_err(|_| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "the tile took longer than {} s to render",
+                            timeout.as_secs_f64()
+                        ),
+                    )
+                })??;
+            counters.renders.fetch_add(1, Ordering::Relaxed);
+            let total = arrived.elapsed();
+            let timing = format!(
+                "queue;dur={:.2}, read;dur={:.2}, encode;dur={:.2}, total;dur={:.2}",
+                ms(waited),
+                ms(t.read),
+                ms(t.encode),
+                ms(total)
+            );
+            Ok(RenderedTile {
+                etag: etag_of(&bytes).into(),
+                bytes: Bytes::from(bytes),
+                content_type,
+                timing: timing.into(),
+            })
+        };
+        self.cache
+            .try_get_with(key, init)
+            .await
+            .map(|t| (t, false))
+            .map_err(|e: Arc<ApiError>| (*e).clone())
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A strong ETag from the bytes (tiles are deterministic, so equal bytes mean equal tiles).
+pub fn etag_of(bytes: &[u8]) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    format!("\"{:016x}-{:x}\"", h.finish(), bytes.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn service(queue: usize) -> TileService {
+        TileService::new(1 << 20, queue, 1, Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn identical_concurrent_requests_render_once() {
+        let svc = Arc::new(service(16));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (svc, calls) = (svc.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                svc.get_or_render("k".into(), "image/png", async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok((vec![1, 2, 3], Timings::default()))
+                })
+                .await
+                .map(|(t, _)| t.bytes)
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().as_ref(), &[1, 2, 3]);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let (_, hit) = svc
+            .get_or_render("k".into(), "image/png", async {
+                Err(ApiError::internal("must not run"))
+            })
+            .await
+            .unwrap();
+        assert!(hit);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_503_with_retry_after() {
+        let svc = Arc::new(service(1));
+        let slow = {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                svc.get_or_render("a".into(), "image/png", async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok((vec![0], Timings::default()))
+                })
+                .await
+                .is_ok()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let refused = svc
+            .get_or_render("b".into(), "image/png", async {
+                Ok((vec![1], Timings::default()))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(slow.await.unwrap());
+        assert_eq!(svc.counters.rejected.load(Ordering::SeqCst), 1);
+        // Errors are not cached: once the queue drains, "b" renders.
+        assert!(svc
+            .get_or_render("b".into(), "image/png", async {
+                Ok((vec![1], Timings::default()))
+            })
+            .await
+            .is_ok());
+    }
+
+    #[test]
+    fn etags_follow_the_bytes() {
+        assert_eq!(etag_of(b"abc"), etag_of(b"abc"));
+        assert_ne!(etag_of(b"abc"), etag_of(b"abd"));
+    }
+}
