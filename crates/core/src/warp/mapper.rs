@@ -11,6 +11,8 @@
 //! Same-CRS pairs are pure affine maps; EPSG:4326 ↔ EPSG:3857 with a north-up destination
 //! grid is exact per row (one transcendental per row, the other axis is linear).
 
+use std::cell::OnceCell;
+
 use crate::crs::{
     web_mercator_lat, web_mercator_y, wrap_longitude, Transformer, WEB_MERCATOR_RADIUS_M,
 };
@@ -43,6 +45,10 @@ pub(crate) struct PixelMapper<'t> {
     /// wrapped into [centre - 180, centre + 180] (GDAL's CENTER_LONG).
     lon_centre: Option<f64>,
     max_error: f64,
+    /// Source x of every destination column, when it does not depend on the row (Web
+    /// Mercator → lon/lat with a north-up source): filled by the first row, reused by the
+    /// others with bit-identical values.
+    columns: OnceCell<Vec<f64>>,
 }
 
 impl<'t> PixelMapper<'t> {
@@ -84,6 +90,7 @@ impl<'t> PixelMapper<'t> {
             path,
             lon_centre,
             max_error: DEFAULT_MAX_ERROR_PX,
+            columns: OnceCell::new(),
         })
     }
 
@@ -159,11 +166,69 @@ impl<'t> PixelMapper<'t> {
         }
     }
 
+    /// For a Web Mercator → lon/lat row over a north-up source, where source x depends on
+    /// the column only and source y on the row only: the row's source y and the source x of
+    /// every column (NaN where not transformable), computed once per mapper. The values are
+    /// bit-identical to [`Self::map_row`]'s per-pixel path (the cross terms are `± 0`).
+    /// `None` for other paths or when the row does not map to a finite y.
+    pub(crate) fn separable_row(&self, row: usize, width: usize) -> Option<(f64, &[f64])> {
+        if self.path != Path::MercatorToLonLat {
+            return None;
+        }
+        let g = &self.dst_gt.0;
+        #[allow(clippy::cast_precision_loss)]
+        let py = row as f64 + 0.5;
+        self.separable_row_at(web_mercator_lat(g[3] + py * g[5]), width)
+    }
+
+    fn separable_row_at(&self, lat: f64, width: usize) -> Option<(f64, &[f64])> {
+        let v = &self.src_inv;
+        if v[2] != 0.0 || v[4] != 0.0 || !lat.is_finite() {
+            return None;
+        }
+        let sy = v[3] + 0.0 * v[4] + lat * v[5];
+        if !sy.is_finite() {
+            return None;
+        }
+        let g = &self.dst_gt.0;
+        let cols = self.columns.get_or_init(|| {
+            let to_deg = (1.0 / WEB_MERCATOR_RADIUS_M).to_degrees();
+            (0..width)
+                .map(|i| {
+                    #[allow(clippy::cast_precision_loss)]
+                    let px = i as f64 + 0.5;
+                    let mx = g[0] + px * g[1];
+                    let mut lon = wrap_longitude(mx * to_deg);
+                    if let Some(c) = self.lon_centre {
+                        lon = wrap_around(lon, c);
+                    }
+                    let sx = v[0] + lon * v[1] + lat * v[2];
+                    if mx.is_finite() && sx.is_finite() {
+                        sx
+                    } else {
+                        f64::NAN
+                    }
+                })
+                .collect()
+        });
+        (cols.len() == width).then_some((sy, cols.as_slice()))
+    }
+
     /// Destination Web Mercator, source lon/lat: latitude is constant along a north-up row,
     /// longitude is linear in x.
     fn map_merc_to_lonlat(&self, py: f64, xs: &mut [f64], ys: &mut [f64]) {
         let g = &self.dst_gt.0;
         let lat = web_mercator_lat(g[3] + py * g[5]);
+        if let Some((sy, cols)) = self.separable_row_at(lat, xs.len()) {
+            for ((x, y), &c) in xs.iter_mut().zip(ys.iter_mut()).zip(cols) {
+                (*x, *y) = if c.is_finite() {
+                    (c, sy)
+                } else {
+                    (f64::NAN, f64::NAN)
+                };
+            }
+            return;
+        }
         let to_deg = (1.0 / WEB_MERCATOR_RADIUS_M).to_degrees();
         for (x, y) in xs.iter_mut().zip(ys.iter_mut()) {
             let mx = g[0] + *x * g[1];

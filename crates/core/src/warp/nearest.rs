@@ -47,6 +47,8 @@ pub(super) fn warp_nearest(
         xs: vec![0.0; dst.width],
         ys: vec![0.0; dst.width],
         indices: vec![NO_DATA; dst.width],
+        columns: None,
+        all_valid: src.mask.iter().all(|&m| m != 0),
     };
     let Raster { samples, mask, .. } = &mut out;
     let layout = Layout {
@@ -86,17 +88,52 @@ struct RowPicker<'a, 'm> {
     ys: Vec<f64>,
     /// Source index per destination pixel of the current row, [`NO_DATA`] when invalid.
     indices: Vec<usize>,
+    /// Source column per destination column ([`NO_DATA`] off the raster) when the mapper's
+    /// source x does not depend on the row; made by the first such row.
+    columns: Option<Vec<usize>>,
+    /// Every source pixel is valid, so the mask pass needs no lookups.
+    all_valid: bool,
 }
 
 impl RowPicker<'_, '_> {
     /// Maps destination row `row` and fills `indices` and the row's mask.
     fn pick(&mut self, row: usize, mask_row: &mut [u8]) {
-        self.mapper.map_row(row, &mut self.xs, &mut self.ys);
         let sw = self.src_width;
         #[allow(clippy::cast_precision_loss)]
         let (w, h) = (sw as f64, self.src_height as f64);
         #[allow(clippy::cast_precision_loss)]
         let (max_col, max_row) = ((sw - 1) as f64, (self.src_height - 1) as f64);
+        if let Some((y0, cols)) = self.mapper.separable_row(row, self.indices.len()) {
+            // Source x depends on the column only: the same decisions as the loop below,
+            // made once per column for the whole grid.
+            let columns = self.columns.get_or_insert_with(|| {
+                cols.iter()
+                    .map(|&x| {
+                        let ex = x + EDGE_EPSILON;
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        let col = ex.max(0.0).min(max_col) as i64 as usize;
+                        if (x >= 0.0) & (ex <= w) {
+                            col
+                        } else {
+                            NO_DATA
+                        }
+                    })
+                    .collect()
+            });
+            let ey = y0 + EDGE_EPSILON;
+            if (y0 >= 0.0) & (ey <= h) {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let base = (ey.max(0.0).min(max_row) as i64 as usize) * sw;
+                for (&c, index) in columns.iter().zip(self.indices.iter_mut()) {
+                    *index = if c == NO_DATA { NO_DATA } else { base + c };
+                }
+            } else {
+                self.indices.fill(NO_DATA);
+            }
+            self.apply_mask(mask_row);
+            return;
+        }
+        self.mapper.map_row(row, &mut self.xs, &mut self.ys);
         let y0 = self.ys.first().copied().unwrap_or(f64::NAN);
         if self.ys.iter().all(|&y| y.to_bits() == y0.to_bits()) {
             // North-up rows (affine and lon/lat ↔ Web Mercator paths) share one source row:
@@ -115,7 +152,17 @@ impl RowPicker<'_, '_> {
         } else {
             self.pick_general();
         }
-        // Pass 2: the source mask (NO_DATA is past its end).
+        self.apply_mask(mask_row);
+    }
+
+    /// Pass 2: the source mask (NO_DATA is past its end).
+    fn apply_mask(&mut self, mask_row: &mut [u8]) {
+        if self.all_valid {
+            for (&index, m) in self.indices.iter().zip(mask_row) {
+                *m = if index == NO_DATA { 0 } else { 255 };
+            }
+            return;
+        }
         for (index, m) in self.indices.iter_mut().zip(mask_row) {
             let valid = self.src_mask.get(*index).is_some_and(|&v| v != 0);
             if !valid {
