@@ -443,6 +443,31 @@ where
     Ok(tile_response(app, headers, &tile, hit, started))
 }
 
+/// Reads a raster (`read`), then encodes it for `source`, timing both halves for
+/// `Server-Timing`.
+async fn read_then_encode<R>(
+    app: &AppState,
+    source: &Arc<OpenSource>,
+    area: &Area,
+    opts: &RenderOptions,
+    read: R,
+) -> Result<(Vec<u8>, Timings), ApiError>
+where
+    R: std::future::Future<Output = Result<Raster, ApiError>>,
+{
+    let t0 = Instant::now();
+    let raster = read.await?;
+    let t1 = Instant::now();
+    let bytes = encode_raster(app.engine(), source, raster, area.transform(app), opts).await?;
+    Ok((
+        bytes,
+        Timings {
+            read: t1 - t0,
+            encode: t1.elapsed(),
+        },
+    ))
+}
+
 pub async fn singleband(
     State(app): State<AppState>,
     Path(rest): Path<String>,
@@ -483,20 +508,8 @@ pub async fn singleband(
         explicit_colormap: cmap.explicit.clone(),
         quality,
     };
-    let render = async {
-        let t0 = Instant::now();
-        let raster = read_area(&app, &r.source, &area, Some(vec![band]), resampling).await?;
-        let t1 = Instant::now();
-        let bytes =
-            encode_raster(app.engine(), &r.source, raster, area.transform(&app), &opts).await?;
-        Ok((
-            bytes,
-            Timings {
-                read: t1 - t0,
-                encode: t1.elapsed(),
-            },
-        ))
-    };
+    let read = read_area(&app, &r.source, &area, Some(vec![band]), resampling);
+    let render = read_then_encode(&app, &r.source, &area, &opts, read);
     serve_render(&app, &headers, started, key, format, render).await
 }
 
@@ -678,26 +691,8 @@ pub async fn rgb(
         explicit_colormap: None,
         quality,
     };
-    let render = async {
-        let t0 = Instant::now();
-        let raster = stack(read_channels(&app, &channels, &area, resampling).await?)?;
-        let t1 = Instant::now();
-        let bytes = encode_raster(
-            app.engine(),
-            &first.source,
-            raster,
-            area.transform(&app),
-            &opts,
-        )
-        .await?;
-        Ok((
-            bytes,
-            Timings {
-                read: t1 - t0,
-                encode: t1.elapsed(),
-            },
-        ))
-    };
+    let read = async { stack(read_channels(&app, &channels, &area, resampling).await?) };
+    let render = read_then_encode(&app, &first.source, &area, &opts, read);
     serve_render(&app, &headers, started, key, format, render).await
 }
 
@@ -760,8 +755,8 @@ pub async fn compute(
         explicit_colormap: cmap.explicit.clone(),
         quality,
     };
-    let render = async {
-        let t0 = Instant::now();
+    // The expression is evaluated on the CPU pool as part of the read.
+    let read = async {
         let raster = stack(read_channels(&app, &channels, &area, resampling).await?)?;
         let (w, h) = (raster.width, raster.height);
         let result = app
@@ -773,30 +768,15 @@ pub async fn compute(
             .iter()
             .map(|v| if v.is_finite() { 255 } else { 0 })
             .collect();
-        let out = Raster {
+        Ok::<_, ApiError>(Raster {
             width: w,
             height: h,
             bands: 1,
             samples: Samples::F64(result),
             mask,
-        };
-        let t1 = Instant::now();
-        let bytes = encode_raster(
-            app.engine(),
-            &first.source,
-            out,
-            area.transform(&app),
-            &opts,
-        )
-        .await?;
-        Ok((
-            bytes,
-            Timings {
-                read: t1 - t0,
-                encode: t1.elapsed(),
-            },
-        ))
+        })
     };
+    let render = read_then_encode(&app, &first.source, &area, &opts, read);
     serve_render(&app, &headers, started, key, format, render).await
 }
 
