@@ -3,21 +3,30 @@
 //! Owns: TIFF and BigTIFF structure (IFDs, tags, both byte orders), GeoKeys and
 //! georeferencing, the parsed header ([`TiffHeader`]) that the engine caches and the catalog
 //! stores, block byte-range lookup, block decoding (codecs, predictors, sample layouts), and
-//! writing GeoTIFFs. It does no I/O itself: the parser reads from a [`RangeData`] that holds
-//! the bytes fetched so far and asks for more through [`CogError::NeedBytes`].
+//! writing GeoTIFFs: small tiles ([`write`]) and whole COGs ([`cog_write`]). Parsing does no
+//! I/O: the parser reads from a [`RangeData`] that holds the bytes fetched so far and asks for
+//! more through [`CogError::NeedBytes`]. The COG writer is the one part that writes files (a
+//! spool and a temporary file beside the target, renamed at the end).
 
+pub mod cog_write;
 pub mod decode;
 pub mod error;
 pub mod geokeys;
+pub mod geotags;
 pub mod header;
 mod ifd;
 mod jpeg;
 mod layout;
 pub mod write;
 
+pub use cog_write::{
+    cleanup_stale_temps, default_predictor, encode_block, encode_mask_block, BigTiff, BlockData,
+    CogSpec, CogWriteError, CogWriter, EncodeOptions, MaskOrImage, SampleLayout,
+};
 pub use decode::{decode_block, sparse_block, Block};
 pub use error::CogError;
 pub use geokeys::{GeoKeyValue, GeoKeys};
+pub use geotags::RawGeoTags;
 pub use header::{
     Compression, Georef, ImageIfd, Photometric, Planar, Predictor, RangeData, RasterType,
     TiffHeader,
