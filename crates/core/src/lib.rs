@@ -11,6 +11,7 @@ pub mod dtype;
 pub mod error;
 pub mod expr;
 pub mod geo;
+pub mod overview;
 pub mod product;
 pub mod raster;
 pub mod tms;
