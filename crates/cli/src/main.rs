@@ -2,6 +2,7 @@
 
 mod info;
 mod ingest;
+mod optimize;
 mod pattern;
 mod serve;
 mod tile;
@@ -28,6 +29,10 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// Serve a catalog (or files matching patterns) over a Terracotta-compatible HTTP API.
     Serve(serve::ServeArgs),
+    /// Rewrite GeoTIFFs as Cloud-Optimized GeoTIFFs (tiled, compressed, with overviews).
+    Optimize(optimize::OptimizeArgs),
+    /// Check that files are valid Cloud-Optimized GeoTIFFs; exit status 1 when one is not.
+    Validate(optimize::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +60,8 @@ fn main() -> ExitCode {
             Command::Tile(args) => tile::run(args).await,
             Command::Ingest(args) => ingest::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Optimize(args) => optimize::run(args).await,
+            Command::Validate(args) => optimize::validate(args).await,
         }
     });
     match result {

@@ -2,7 +2,7 @@
 //! bytes it has not got, fetch them and parse again.
 
 use bytes::Bytes;
-use kiln_cog::{CogError, RangeData, TiffHeader};
+use kiln_cog::{CogError, RangeData, RawGeoTags, TiffHeader};
 use kiln_storage::{ByteRange, ByteSource};
 
 use crate::EngineError;
@@ -60,6 +60,25 @@ impl RangeData for Prefetched {
 
 /// Reads and parses the header of `source`.
 pub(crate) async fn fetch_header(source: &dyn ByteSource) -> Result<TiffHeader, EngineError> {
+    fetch_parsed(source, |d| TiffHeader::parse(d)).await
+}
+
+/// Reads and parses the TIFF header of a local file (any TIFF: no georeferencing needed).
+pub async fn read_tiff_header(path: &std::path::Path) -> Result<TiffHeader, EngineError> {
+    let file = kiln_storage::FileSource::open(path).await?;
+    fetch_header(&file).await
+}
+
+/// Reads the georeferencing tags of `source`'s first IFD, verbatim.
+pub(crate) async fn fetch_geo_tags(source: &dyn ByteSource) -> Result<RawGeoTags, EngineError> {
+    fetch_parsed(source, |d| RawGeoTags::read(d)).await
+}
+
+/// Parses with `parse`, fetching the bytes it asks for until it has enough.
+async fn fetch_parsed<T>(
+    source: &dyn ByteSource,
+    parse: impl Fn(&Prefetched) -> Result<T, CogError>,
+) -> Result<T, EngineError> {
     let uri = source.identity().uri.clone();
     let size = source.len();
     let mut data = Prefetched {
@@ -72,7 +91,7 @@ pub(crate) async fn fetch_header(source: &dyn ByteSource) -> Result<TiffHeader, 
             .push((0, source.read_range(ByteRange::new(0, first)).await?));
     }
     for _ in 0..MAX_ROUNDS {
-        match TiffHeader::parse(&data) {
+        match parse(&data) {
             Ok(h) => return Ok(h),
             Err(CogError::NeedBytes { offset, len }) => {
                 if data.fetched_bytes().saturating_add(len) > MAX_HEADER_BYTES {

@@ -11,6 +11,7 @@ mod footprint;
 mod header_fetch;
 mod info;
 pub mod ingest;
+pub mod optimize;
 mod pool;
 pub mod render;
 mod source;
@@ -19,6 +20,7 @@ mod window;
 
 pub use error::EngineError;
 pub use footprint::{compute_footprint, Footprint, FootprintOptions};
+pub use header_fetch::read_tiff_header;
 pub use info::{source_info, SourceInfo};
 pub use pool::CpuPool;
 pub use source::{Engine, EngineConfig, OpenSource, TileRequest};

@@ -171,6 +171,23 @@ impl Engine {
         self.open(Arc::new(src)).await
     }
 
+    /// Opens a local file for whole-image pixel reads only (`optimize`): a file without
+    /// georeferencing or CRS is accepted, with an identity transform and a WGS 84 placeholder
+    /// CRS that nothing reads. Not cached, so a tile request never sees the placeholder.
+    pub async fn open_path_for_pixels(&self, path: &Path) -> Result<Arc<OpenSource>, EngineError> {
+        let src = FileSource::open(path).await?;
+        let mut header = fetch_header(&src).await?;
+        let georef = header.georef.get_or_insert_with(|| kiln_cog::Georef {
+            transform: GeoTransform([0.0, 1.0, 0.0, 0.0, 0.0, -1.0]),
+            crs: None,
+            raster_type: kiln_cog::RasterType::PixelIsArea,
+        });
+        if georef.crs.is_none() {
+            georef.crs = Some(Crs::wgs84());
+        }
+        build_open_source(&self.inner, Arc::new(src), header)
+    }
+
     /// Describes a local file from its header alone (works for files without a CRS too).
     pub async fn describe_path(&self, path: &Path) -> Result<crate::SourceInfo, EngineError> {
         let src = FileSource::open(path).await?;

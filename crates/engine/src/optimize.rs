@@ -1,0 +1,650 @@
+//! `kiln optimize`: any GeoTIFF Kiln reads → a Cloud-Optimized GeoTIFF, in one streaming pass.
+//!
+//! The full-resolution image is read block row by block row ([`scan_level`], the same reader
+//! the tiles and statistics use, so every codec and layout Kiln reads is accepted). Each
+//! completed row band goes two ways: into the strip of output blocks of level 0, and into a
+//! cascade of overview reducers ([`OverviewPyramid`]: level N+1 from level N, as GDAL's COG
+//! driver builds them) whose output rows fill the strips of the overview levels. A strip that
+//! is full is cut into blocks, encoded in parallel on the CPU pool and appended to the
+//! [`CogWriter`]'s spool; at the end the writer lays the file out as GDAL's COG driver does
+//! (IFDs first, data from the coarsest level to the full resolution) in a temporary file beside
+//! the target and renames it. Memory is bounded by one source block row plus one strip of
+//! `block_size` rows per level, not by the raster size.
+//!
+//! Carried over: every band (or the `bands` asked for), data type, nodata, alpha (as an alpha
+//! band), the internal mask, photometric interpretation (YCbCr JPEG is decoded to RGB), the
+//! palette, GDAL_METADATA and the georeferencing tags verbatim.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kiln_cog::{
+    cleanup_stale_temps, BlockData, CogSpec, CogWriteError, CogWriter, Compression, EncodeOptions,
+    MaskOrImage, Photometric, RawGeoTags, SampleLayout,
+};
+use kiln_core::overview::{overview_sizes, OverviewOptions, OverviewPyramid, OverviewResampling};
+use kiln_core::warp::PixelWindow;
+use kiln_core::{DataType, Raster, Samples};
+use rayon::prelude::*;
+
+use crate::header_fetch::fetch_geo_tags;
+use crate::stats::scan_level;
+use crate::window::MaskRule;
+use crate::{Engine, EngineError, OpenSource};
+
+/// What to write.
+#[derive(Debug, Clone)]
+pub struct OptimizeOptions {
+    /// Tile side of every level: 256 or 512.
+    pub block_size: u32,
+    /// Codec (`None`, `Deflate`, `Zstd`, `Lzw`, `Webp`), level and predictor.
+    pub encode: EncodeOptions,
+    /// Bands to keep (0-based, in output order); `None` keeps them all.
+    pub bands: Option<Vec<usize>>,
+    /// Overview resampling; `None` picks `mode` for paletted data, else `average`.
+    pub resampling: Option<OverviewResampling>,
+}
+
+impl Default for OptimizeOptions {
+    fn default() -> Self {
+        Self {
+            block_size: 512,
+            encode: EncodeOptions::new(Compression::Deflate),
+            bands: None,
+            resampling: None,
+        }
+    }
+}
+
+/// Progress of one file, reported as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizeProgress {
+    /// Full-resolution rows read (and their overview rows made) so far, of `total`.
+    Rows { done: u64, total: u64 },
+    /// All blocks encoded; the file is being laid out (`bytes` of encoded data).
+    Writing { bytes: u64 },
+}
+
+/// A progress callback (called from the CPU pool).
+pub type ProgressFn = Arc<dyn Fn(OptimizeProgress) + Send + Sync>;
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizeReport {
+    pub output: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub bands: usize,
+    pub dtype: DataType,
+    /// Sizes of the overview levels, finest first.
+    pub overviews: Vec<(u32, u32)>,
+    pub resampling: OverviewResampling,
+    pub mask: bool,
+    /// Size of the output file in bytes.
+    pub bytes: u64,
+}
+
+/// Rewrites `input` as a COG at `output` (see the module docs). Stale temporary files of an
+/// earlier, killed run for the same target are removed first; on failure nothing is left at
+/// `output`.
+pub async fn optimize_file(
+    engine: &Engine,
+    input: &Path,
+    output: &Path,
+    opts: &OptimizeOptions,
+    progress: Option<ProgressFn>,
+) -> Result<OptimizeReport, EngineError> {
+    let src = engine.open_path_for_pixels(input).await?;
+    let uri = src.uri().to_string();
+    if opts.block_size != 256 && opts.block_size != 512 {
+        return Err(EngineError::bad_request(
+            "block_size",
+            format!("must be 256 or 512, not {}", opts.block_size),
+        ));
+    }
+    let file = kiln_storage::FileSource::open(input).await?;
+    let geo = fetch_geo_tags(&file).await?;
+    let plan = Plan::new(&src, opts, geo)?;
+    if let (Some(dir), Some(name)) = (output.parent(), output.file_name()) {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        cleanup_stale_temps(dir, &name.to_string_lossy()).map_err(|e| write_err(&uri, e))?;
+    }
+    let writer = CogWriter::create(output, plan.spec.clone()).map_err(|e| write_err(&uri, e))?;
+    let state =
+        State::new(&plan, writer, progress.clone()).map_err(|e| EngineError::from_core(&uri, e))?;
+    let (state, _peak) = scan_level(engine, &src, 0, &plan.bands, state, State::add).await?;
+    let bytes = engine
+        .pool()
+        .run(move || state.finish())
+        .await?
+        .map_err(|e| match e {
+            Failure::Write(e) => write_err(&uri, e),
+            Failure::Core(e) => EngineError::from_core(&uri, e),
+        })?;
+    Ok(OptimizeReport {
+        output: output.to_path_buf(),
+        width: plan.spec.width,
+        height: plan.spec.height,
+        bands: plan.bands.len(),
+        dtype: plan.spec.dtype,
+        overviews: plan.spec.overviews.clone(),
+        resampling: plan.resampling,
+        mask: plan.spec.mask,
+        bytes,
+    })
+}
+
+fn write_err(uri: &str, e: CogWriteError) -> EngineError {
+    EngineError::Internal {
+        reason: format!("writing the COG of {uri}: {e}"),
+    }
+}
+
+/// The decisions made before reading any pixel.
+struct Plan {
+    spec: CogSpec,
+    /// Source bands read, 0-based, in output order.
+    bands: Vec<usize>,
+    resampling: OverviewResampling,
+    overview: OverviewOptions,
+}
+
+impl Plan {
+    fn new(
+        src: &Arc<OpenSource>,
+        opts: &OptimizeOptions,
+        geo: RawGeoTags,
+    ) -> Result<Self, EngineError> {
+        let uri = src.uri();
+        let header = src.header();
+        let full = header
+            .images
+            .first()
+            .ok_or_else(|| EngineError::BadSource {
+                uri: uri.to_string(),
+                reason: "no image".into(),
+            })?;
+        let n = usize::from(full.samples_per_pixel);
+        let bands = match &opts.bands {
+            Some(b) => {
+                if b.is_empty() {
+                    return Err(EngineError::bad_request("bands", "give at least one band"));
+                }
+                if let Some(bad) = b.iter().find(|&&i| i >= n) {
+                    return Err(EngineError::bad_request(
+                        "bands",
+                        format!("band {} does not exist: the file has {n} band(s)", bad + 1),
+                    ));
+                }
+                b.clone()
+            }
+            None => (0..n).collect(),
+        };
+        let alpha = src.alpha_band();
+        // A colour map makes a single band paletted, whatever the photometric tag says (GDAL
+        // reads it so even from MinIsWhite files).
+        let is_palette = full.palette.is_some() && bands.len() == 1;
+        let colour = matches!(full.photometric, Photometric::Rgb | Photometric::YCbCr);
+        let rgb_kept = colour && bands.len() >= 3 && bands[..3] == [0, 1, 2];
+        let photometric = if is_palette {
+            Photometric::Palette
+        } else if rgb_kept {
+            Photometric::Rgb
+        } else {
+            Photometric::MinIsBlack
+        };
+        let base = match photometric {
+            Photometric::Rgb => 3,
+            _ => 1,
+        };
+        // ExtraSamples: the source's own value for a kept alpha band, unspecified otherwise.
+        let extra_samples: Vec<u16> = bands
+            .iter()
+            .skip(base)
+            .map(|&b| {
+                if Some(b) == alpha {
+                    alpha_kind(src, b)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let mut encode = opts.encode;
+        if encode.compression == Compression::Jpeg || encode.compression == Compression::PackBits {
+            return Err(EngineError::bad_request(
+                "compression",
+                "jpeg and packbits output are not supported; use deflate, zstd, lzw, webp or none",
+            ));
+        }
+        if encode.compression == Compression::Webp
+            && !(full.dtype == DataType::U8 && (bands.len() == 3 || bands.len() == 4))
+        {
+            return Err(EngineError::bad_request(
+                "compression",
+                format!(
+                    "webp needs 8-bit RGB or RGBA; this output is {} band(s) of {}",
+                    bands.len(),
+                    full.dtype.name()
+                ),
+            ));
+        }
+        if encode.compression == Compression::None {
+            encode.predictor = None;
+        }
+        let (w, h) = (full.width, full.height);
+        let overviews: Vec<(u32, u32)> =
+            overview_sizes(w as usize, h as usize, opts.block_size as usize)
+                .into_iter()
+                .filter_map(|(a, b)| Some((u32::try_from(a).ok()?, u32::try_from(b).ok()?)))
+                .collect();
+        let mask_rule = src.mask_rule();
+        let mask = matches!(mask_rule, MaskRule::Internal);
+        let mut spec = CogSpec::new(
+            w,
+            h,
+            u16::try_from(bands.len()).unwrap_or(u16::MAX),
+            full.dtype,
+            encode,
+        );
+        spec.block_size = opts.block_size;
+        spec.overviews = overviews;
+        spec.photometric = photometric;
+        spec.extra_samples = extra_samples;
+        spec.palette = if is_palette {
+            full.palette.clone()
+        } else {
+            None
+        };
+        spec.nodata = header.nodata;
+        spec.gdal_metadata = header.gdal_metadata.clone();
+        spec.geo = geo;
+        spec.mask = mask;
+        let resampling = opts
+            .resampling
+            .unwrap_or_else(|| OverviewResampling::default_for(is_palette));
+        let overview = OverviewOptions {
+            resampling,
+            nodata: header.nodata,
+            has_mask: !matches!(mask_rule, MaskRule::AllValid),
+        };
+        Ok(Self {
+            spec,
+            bands,
+            resampling,
+            overview,
+        })
+    }
+}
+
+/// The source's ExtraSamples value of band `b` (2 = unassociated alpha when unknown).
+fn alpha_kind(src: &OpenSource, b: usize) -> u16 {
+    let Some(full) = src.header().images.first() else {
+        return 2;
+    };
+    let base = usize::from(full.samples_per_pixel).saturating_sub(full.extra_samples.len());
+    b.checked_sub(base)
+        .and_then(|i| full.extra_samples.get(i).copied())
+        .unwrap_or(2)
+}
+
+enum Failure {
+    Write(CogWriteError),
+    Core(kiln_core::CoreError),
+}
+
+/// A block's index in its level, its encoded bytes and its encoded mask.
+type EncodedBlock = (usize, Vec<u8>, Option<Vec<u8>>);
+
+/// One level's strip of `block_size` rows being filled.
+struct Strip {
+    width: usize,
+    height: usize,
+    /// Index of the strip's first row in the level.
+    row0: usize,
+    rows: Raster,
+    filled: usize,
+}
+
+/// Where finished rows go: one strip per level, cut into blocks and stored by the writer.
+struct Sink {
+    writer: CogWriter,
+    block: usize,
+    mask: bool,
+    bands: usize,
+    dtype: DataType,
+    strips: Vec<Strip>,
+    encoded_bytes: u64,
+}
+
+impl Sink {
+    /// Appends rows to a level's strip, flushing every full (or final) strip.
+    fn push_level(&mut self, level: usize, rows: &Raster) -> Result<(), Failure> {
+        let mut taken = 0;
+        while taken < rows.height {
+            let (full, n) = {
+                let Some(strip) = self.strips.get_mut(level) else {
+                    return Ok(());
+                };
+                let space = strip.rows.height - strip.filled;
+                let n = space.min(rows.height - taken);
+                copy_rows(&mut strip.rows, strip.filled, rows, taken, n);
+                strip.filled += n;
+                let done = strip.row0 + strip.filled >= strip.height;
+                (strip.filled == strip.rows.height || done, n)
+            };
+            taken += n;
+            if full {
+                self.flush(level)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts a level's full strip into blocks, encodes them in parallel and stores them.
+    fn flush(&mut self, level: usize) -> Result<(), Failure> {
+        let block = self.block;
+        let Some(strip) = self.strips.get_mut(level) else {
+            return Ok(());
+        };
+        let rows = std::mem::replace(&mut strip.rows, Raster::empty(0, 0, 0, self.dtype));
+        let height = strip.filled;
+        let strip_row = strip.row0 / block;
+        let (width, level_h) = (strip.width, strip.height);
+        strip.row0 += height;
+        strip.filled = 0;
+        let across = width.div_ceil(block);
+        let spec = self.writer.spec().clone();
+        let mask = self.mask;
+        let bands = self.bands;
+        let encoded: Vec<Result<EncodedBlock, Failure>> = (0..across)
+            .into_par_iter()
+            .map(|col| {
+                let x0 = col * block;
+                let w = block.min(width - x0);
+                let tile = crop(&rows, x0, w, height);
+                let data = BlockData {
+                    samples: &tile.samples,
+                    layout: SampleLayout::BandSequential,
+                    width: w,
+                    height,
+                    bands,
+                };
+                let bytes =
+                    kiln_cog::encode_block(&data, block, block, &spec.encode).map_err(|e| {
+                        Failure::Write(CogWriteError::Cog {
+                            path: PathBuf::new(),
+                            source: e,
+                        })
+                    })?;
+                let m = if mask {
+                    Some(
+                        kiln_cog::encode_mask_block(&tile.mask, w, height, block, block, None)
+                            .map_err(|e| {
+                                Failure::Write(CogWriteError::Cog {
+                                    path: PathBuf::new(),
+                                    source: e,
+                                })
+                            })?,
+                    )
+                } else {
+                    None
+                };
+                Ok((strip_row * across + col, bytes, m))
+            })
+            .collect();
+        for item in encoded {
+            let (index, bytes, m) = item?;
+            self.encoded_bytes += bytes.len() as u64;
+            self.writer
+                .write_block(level, MaskOrImage::Image, index, &bytes)
+                .map_err(Failure::Write)?;
+            if let Some(m) = m {
+                self.writer
+                    .write_block(level, MaskOrImage::Mask, index, &m)
+                    .map_err(Failure::Write)?;
+            }
+        }
+        // The next strip: block rows, or what is left of the level.
+        if let Some(strip) = self.strips.get_mut(level) {
+            let left = level_h.saturating_sub(strip.row0);
+            if left > 0 {
+                strip.rows = Raster::empty(width, block.min(left), bands, self.dtype);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fold state of the scan: row assembly, the overview cascade and the sink.
+struct State {
+    sink: Sink,
+    /// The current source block row being assembled: (first row, raster, columns filled).
+    pending: Option<(usize, Raster, usize)>,
+    pyramid: OverviewPyramid,
+    progress: Option<ProgressFn>,
+    rows_done: u64,
+    error: Option<Failure>,
+}
+
+impl State {
+    fn new(
+        plan: &Plan,
+        writer: CogWriter,
+        progress: Option<ProgressFn>,
+    ) -> Result<Self, kiln_core::CoreError> {
+        let spec = &plan.spec;
+        let levels: Vec<(usize, usize)> = (0..spec.levels())
+            .filter_map(|l| spec.level_size(l))
+            .map(|(w, h)| (w as usize, h as usize))
+            .collect();
+        let bands = plan.bands.len();
+        let pyramid = OverviewPyramid::new(&levels, bands, spec.dtype, plan.overview)?;
+        let block = spec.block_size as usize;
+        let strips = levels
+            .iter()
+            .map(|&(w, h)| Strip {
+                width: w,
+                height: h,
+                row0: 0,
+                rows: Raster::empty(w, block.min(h), bands, spec.dtype),
+                filled: 0,
+            })
+            .collect();
+        Ok(Self {
+            sink: Sink {
+                writer,
+                block,
+                mask: spec.mask,
+                bands,
+                dtype: spec.dtype,
+                strips,
+                encoded_bytes: 0,
+            },
+            pending: None,
+            pyramid,
+            progress,
+            rows_done: 0,
+            error: None,
+        })
+    }
+
+    /// The scan's fold: pastes windows into the pending block row; a completed block row
+    /// goes down the pipeline.
+    fn add(&mut self, windows: &[PixelWindow], rasters: &[Raster]) {
+        if self.error.is_some() {
+            return;
+        }
+        let width = self.sink.strips.first().map_or(0, |s| s.width);
+        for (win, r) in windows.iter().zip(rasters) {
+            let fresh = !matches!(&self.pending, Some((row0, _, _)) if *row0 == win.row_off);
+            if fresh {
+                if let Some((_, rows, _)) = self.pending.take() {
+                    // A block row left incomplete cannot happen with the scan's block order;
+                    // push it anyway rather than lose rows.
+                    self.rows_ready(&rows);
+                }
+                self.pending = Some((
+                    win.row_off,
+                    Raster::empty(width, win.height, self.sink.bands, self.sink.dtype),
+                    0,
+                ));
+            }
+            if let Some((_, rows, filled)) = self.pending.as_mut() {
+                paste(rows, r, win.col_off);
+                *filled += win.width;
+                if *filled >= width {
+                    if let Some((_, rows, _)) = self.pending.take() {
+                        self.rows_ready(&rows);
+                    }
+                }
+            }
+            if self.error.is_some() {
+                return;
+            }
+        }
+    }
+
+    /// Full-resolution rows, in order: into strip 0 and the overview cascade.
+    fn rows_ready(&mut self, rows: &Raster) {
+        // Level 0's blocks are encoded while the overview cascade reduces the same rows.
+        let (sink, pyramid) = (&mut self.sink, &mut self.pyramid);
+        let (level0, overviews) = rayon::join(|| sink.push_level(0, rows), || pyramid.push(rows));
+        if let Err(e) = level0 {
+            self.error = Some(e);
+            return;
+        }
+        match overviews {
+            Ok(levels) => {
+                for (k, out) in levels.iter().enumerate() {
+                    if out.height > 0 {
+                        if let Err(e) = self.sink.push_level(k + 1, out) {
+                            self.error = Some(e);
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                self.error = Some(Failure::Core(e));
+                return;
+            }
+        }
+        self.rows_done += rows.height as u64;
+        if let (Some(p), Some(s)) = (&self.progress, self.sink.strips.first()) {
+            p(OptimizeProgress::Rows {
+                done: self.rows_done,
+                total: s.height as u64,
+            });
+        }
+    }
+
+    /// Pushes what is left, checks every level is complete and lays the file out; returns
+    /// its size in bytes.
+    fn finish(mut self) -> Result<u64, Failure> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let Some((_, rows, _)) = self.pending.take() {
+            self.rows_ready(&rows);
+            if let Some(e) = self.error.take() {
+                return Err(e);
+            }
+        }
+        self.pyramid.finish().map_err(Failure::Core)?;
+        if let Some(p) = &self.progress {
+            p(OptimizeProgress::Writing {
+                bytes: self.sink.encoded_bytes,
+            });
+        }
+        self.sink.writer.finish().map_err(Failure::Write)
+    }
+}
+
+/// Pastes `src` into `dst` at column `x0` (same bands, type and height).
+fn paste(dst: &mut Raster, src: &Raster, x0: usize) {
+    let (dw, dh, sw, sh) = (dst.width, dst.height, src.width, src.height);
+    let h = sh.min(dh);
+    let w = sw.min(dw.saturating_sub(x0));
+    macro_rules! go {
+        ($($v:ident),*) => {
+            match (&mut dst.samples, &src.samples) {
+                $((Samples::$v(d), Samples::$v(s)) => {
+                    for b in 0..src.bands.min(dst.bands) {
+                        for y in 0..h {
+                            let so = b * sw * sh + y * sw;
+                            let dof = b * dw * dh + y * dw + x0;
+                            d[dof..dof + w].copy_from_slice(&s[so..so + w]);
+                        }
+                    }
+                })*
+                _ => {}
+            }
+        };
+    }
+    go!(U8, I8, U16, I16, U32, I32, F32, F64);
+    for y in 0..h {
+        let so = y * sw;
+        let dof = y * dw + x0;
+        dst.mask[dof..dof + w].copy_from_slice(&src.mask[so..so + w]);
+    }
+}
+
+/// Copies `n` rows of `src` from row `from` into `dst` at row `at` (same width and bands).
+fn copy_rows(dst: &mut Raster, at: usize, src: &Raster, from: usize, n: usize) {
+    let w = dst.width.min(src.width);
+    let (dh, sh) = (dst.height, src.height);
+    macro_rules! go {
+        ($($v:ident),*) => {
+            match (&mut dst.samples, &src.samples) {
+                $((Samples::$v(d), Samples::$v(s)) => {
+                    for b in 0..src.bands.min(dst.bands) {
+                        let so = b * src.width * sh + from * src.width;
+                        let dof = b * dst.width * dh + at * dst.width;
+                        d[dof..dof + n * w].copy_from_slice(&s[so..so + n * w]);
+                    }
+                })*
+                _ => {}
+            }
+        };
+    }
+    go!(U8, I8, U16, I16, U32, I32, F32, F64);
+    let (so, dof) = (from * src.width, at * dst.width);
+    dst.mask[dof..dof + n * w].copy_from_slice(&src.mask[so..so + n * w]);
+}
+
+/// Columns `x0..x0 + w` of the first `h` rows of `src`.
+fn crop(src: &Raster, x0: usize, w: usize, h: usize) -> Raster {
+    let (sw, sh) = (src.width, src.height);
+    macro_rules! go {
+        ($($v:ident),*) => {
+            match &src.samples {
+                $(Samples::$v(s) => {
+                    let mut out = Vec::with_capacity(w * h * src.bands);
+                    for b in 0..src.bands {
+                        for y in 0..h {
+                            let o = b * sw * sh + y * sw + x0;
+                            out.extend_from_slice(&s[o..o + w]);
+                        }
+                    }
+                    Samples::$v(out)
+                })*
+            }
+        };
+    }
+    let samples = go!(U8, I8, U16, I16, U32, I32, F32, F64);
+    let mut mask = Vec::with_capacity(w * h);
+    for y in 0..h {
+        mask.extend_from_slice(&src.mask[y * sw + x0..y * sw + x0 + w]);
+    }
+    Raster {
+        width: w,
+        height: h,
+        bands: src.bands,
+        samples,
+        mask,
+    }
+}
