@@ -4,6 +4,9 @@ usage: check_cogs.py pixels SRC OUT [SRC OUT ...]
     For each pair, one JSON line: size, band count, dtypes, nodata, CRS and transform equal;
     every band's full-resolution pixels equal (NaN = NaN); the dataset masks equal; and
     rio-cogeo's validation (errors and warnings).
+usage: check_cogs.py warp KILN GDAL
+    One JSON line: CRS of KILN, rio-cogeo validity, mask agreement and the share of equal
+    samples where both are valid (full resolution, every band).
 usage: check_cogs.py overviews KILN GDAL
     One JSON line: overview sizes of both files, and per level and band the share of equal
     samples, the largest absolute difference and the mask agreement.
@@ -87,6 +90,23 @@ def overviews(kiln_path, gdal_path):
     return r
 
 
+def warp(kiln_path, gdal_path):
+    r = {"kiln": kiln_path, "gdal": gdal_path}
+    with rasterio.open(kiln_path) as k, rasterio.open(gdal_path) as g:
+        r["crs"] = k.crs.to_string() if k.crs else None
+        r["same_grid"] = k.shape == g.shape and bool(
+            np.allclose(list(k.transform), list(g.transform), rtol=0, atol=1e-6)
+        )
+        km, gm = k.dataset_mask() > 0, g.dataset_mask() > 0
+        both = km & gm
+        r["mask_agree"] = float((km == gm).mean())
+        r["valid"] = float(km.mean())
+        r["equal"] = [float((k.read(b)[both] == g.read(b)[both]).mean()) for b in range(1, k.count + 1)]
+    valid, errors, warnings = cog_validate(kiln_path, quiet=True)
+    r["cog_valid"] = bool(valid) and not errors and not warnings
+    return r
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "pixels":
@@ -95,6 +115,8 @@ def main():
                 print(json.dumps(pixels(args[i], args[i + 1])), flush=True)
             except Exception as e:  # reported per file, so one failure does not hide the rest
                 print(json.dumps({"src": args[i], "out": args[i + 1], "error": repr(e)}), flush=True)
+    elif mode == "warp":
+        print(json.dumps(warp(args[0], args[1])))
     elif mode == "overviews":
         print(json.dumps(overviews(args[0], args[1])))
     else:

@@ -48,6 +48,21 @@ pub struct OptimizeArgs {
     /// data, average otherwise).
     #[arg(long, value_name = "METHOD")]
     resampling: Option<String>,
+    /// Warp to this CRS on the way; only EPSG:3857 (Web Mercator) for now. Uses the tiles'
+    /// warp, nearest unless --warp-resampling says otherwise.
+    #[arg(long, value_name = "EPSG:3857")]
+    reproject: Option<String>,
+    /// Resampling of --reproject: nearest, bilinear or cubic.
+    #[arg(
+        long,
+        default_value = "nearest",
+        value_name = "METHOD",
+        requires = "reproject"
+    )]
+    warp_resampling: String,
+    /// Add an internal mask from the source's nodata or alpha (GDAL-style per-dataset mask).
+    #[arg(long)]
+    add_mask: bool,
     /// Leave existing outputs alone.
     #[arg(long, conflicts_with = "overwrite")]
     skip_existing: bool,
@@ -224,11 +239,22 @@ fn options(args: &OptimizeArgs) -> anyhow::Result<OptimizeOptions> {
         ),
         None => None,
     };
+    let reproject = match args.reproject.as_deref() {
+        None => None,
+        Some(crs) if crs.eq_ignore_ascii_case("EPSG:3857") => Some(
+            args.warp_resampling
+                .parse::<kiln_core::warp::Resampling>()
+                .map_err(|e| anyhow::anyhow!("--warp-resampling: {e}"))?,
+        ),
+        Some(other) => bail!("--reproject {other:?}: only EPSG:3857 is supported"),
+    };
     Ok(OptimizeOptions {
         block_size: args.block_size,
         encode,
         bands,
         resampling,
+        reproject,
+        add_mask: args.add_mask,
     })
 }
 

@@ -462,4 +462,84 @@ fn outputs_go_to_a_directory_with_bands_and_codecs_chosen() {
         .unwrap();
     let j: Value = serde_json::from_slice(&z.stdout).unwrap();
     assert_eq!(j["metadata"]["IMAGE_STRUCTURE"]["COMPRESSION"], "ZSTD");
+
+    // --add-mask: the nodata pixels also become an internal (per-dataset) mask.
+    let masked = dir.join("masked.tif");
+    let o = kiln(&[
+        "optimize",
+        "-q",
+        dem.to_str().unwrap(),
+        "-o",
+        masked.to_str().unwrap(),
+        "--add-mask",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = Command::new("gdalinfo")
+        .args(["-json", masked.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let j: Value = serde_json::from_slice(&m.stdout).unwrap();
+    assert_eq!(
+        j["bands"][0]["mask"]["flags"],
+        serde_json::json!(["PER_DATASET"])
+    );
+    let r = &check_cogs(&[Path::new("pixels"), &dem, &masked])[0];
+    assert_eq!(r["mask_equal"], true, "{r}");
+    assert_eq!(r["bands_equal"], serde_json::json!([true]), "{r}");
+}
+
+/// `--reproject EPSG:3857` against `gdalwarp -t_srs EPSG:3857 -r near` on the same grid
+/// (Kiln's bounds and size): ETOPO5 (EPSG:4326, global) must agree exactly, pixels and mask.
+#[test]
+fn reprojection_matches_gdalwarp() {
+    let dir = TempDir::new("warp");
+    let src = data_dir().join("global_etopo5_i16_cog.tif");
+    let ours = dir.join("kiln.tif");
+    let o = kiln(&[
+        "optimize",
+        "-q",
+        src.to_str().unwrap(),
+        "-o",
+        ours.to_str().unwrap(),
+        "--reproject",
+        "EPSG:3857",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(kiln(&["validate", ours.to_str().unwrap()]).status.success());
+    let g = Command::new("gdalinfo")
+        .args(["-json", ours.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let j: Value = serde_json::from_slice(&g.stdout).unwrap();
+    let gt: Vec<f64> = j["geoTransform"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let (w, h) = (
+        j["size"][0].as_f64().unwrap(),
+        j["size"][1].as_f64().unwrap(),
+    );
+    // The whole Web Mercator square (ETOPO5 is global), at about ETOPO5's resolution.
+    assert!((gt[0] + 20_037_508.342_789_244).abs() < 1e-3, "{gt:?}");
+    assert!((gt[3] - 20_037_508.342_789_244).abs() < 1e-3, "{gt:?}");
+    assert!(w > 3000.0 && w < 4400.0, "{w}");
+    let theirs = dir.join("gdal.tif");
+    let te = [gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3]].map(|v| v.to_string());
+    let warp = Command::new("gdalwarp")
+        .args(["-q", "-t_srs", "EPSG:3857", "-r", "near", "-te"])
+        .args(&te)
+        .args(["-ts", &w.to_string(), &h.to_string()])
+        .arg(&src)
+        .arg(&theirs)
+        .output()
+        .unwrap();
+    assert!(warp.status.success(), "gdalwarp: {}", stderr(&warp));
+    let r = &check_cogs(&[Path::new("warp"), &ours, &theirs])[0];
+    assert_eq!(r["crs"], "EPSG:3857", "{r}");
+    assert_eq!(r["same_grid"], true, "{r}");
+    assert_eq!(r["cog_valid"], true, "{r}");
+    assert_eq!(r["mask_agree"], 1.0, "{r}");
+    assert_eq!(r["equal"], serde_json::json!([1.0]), "{r}");
 }

@@ -23,8 +23,11 @@ fn data_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
 }
 
+/// A directory of its own for each call (tests run in parallel and remove their directory).
 fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("kiln-cogwrite-{}-{name}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("kiln-cogwrite-{}-{n}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -396,9 +399,7 @@ fn run(case: Case) {
     check_with_kiln(&path, &levels, &masks, &case);
     check_with_gdal(&path, &case);
     check_with_gdal_validator(&path);
-    std::fs::remove_file(&path).unwrap();
-    // Other tests may still be writing into the same directory: only an empty one goes.
-    let _ = std::fs::remove_dir(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 const LOSSLESS: [Compression; 4] = [

@@ -121,7 +121,13 @@ pub fn source_info(
 /// Bounds in WGS84 from points densified along the edges (21 per edge), as GDAL's
 /// `transform_bounds` does, so curved edges are not cut off.
 pub fn wgs84_bounds(b: &GeoBounds, crs: &Crs) -> Option<GeoBounds> {
-    let t = Transformer::new(crs, &Crs::wgs84()).ok()?;
+    transform_bounds(b, crs, &Crs::wgs84())
+}
+
+/// Bounds in `dst` of bounds in `src`, from points densified along the edges (21 per edge);
+/// points that do not transform (e.g. the poles in Web Mercator) are left out.
+pub fn transform_bounds(b: &GeoBounds, src: &Crs, dst: &Crs) -> Option<GeoBounds> {
+    let t = Transformer::new(src, dst).ok()?;
     let n = 21;
     let mut xs = Vec::with_capacity(4 * n);
     let mut ys = Vec::with_capacity(4 * n);

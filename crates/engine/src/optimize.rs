@@ -22,12 +22,15 @@ use kiln_cog::{
     cleanup_stale_temps, BlockData, CogSpec, CogWriteError, CogWriter, Compression, EncodeOptions,
     MaskOrImage, Photometric, RawGeoTags, SampleLayout,
 };
+use kiln_core::crs::Transformer;
 use kiln_core::overview::{overview_sizes, OverviewOptions, OverviewPyramid, OverviewResampling};
-use kiln_core::warp::PixelWindow;
+use kiln_core::warp::{GridSpec, PixelWindow, Resampling};
+use kiln_core::{Crs, GeoTransform};
 use kiln_core::{DataType, Raster, Samples};
 use rayon::prelude::*;
 
 use crate::header_fetch::fetch_geo_tags;
+use crate::info::transform_bounds;
 use crate::stats::scan_level;
 use crate::window::MaskRule;
 use crate::{Engine, EngineError, OpenSource};
@@ -43,6 +46,12 @@ pub struct OptimizeOptions {
     pub bands: Option<Vec<usize>>,
     /// Overview resampling; `None` picks `mode` for paletted data, else `average`.
     pub resampling: Option<OverviewResampling>,
+    /// Warp to Web Mercator (EPSG:3857) on the way, with this resampling (the tile code's
+    /// warp, so the COG's pixels are the tiles' pixels).
+    pub reproject: Option<Resampling>,
+    /// Write an internal mask from the source's validity (nodata, alpha or mask) even when the
+    /// source has none of its own.
+    pub add_mask: bool,
 }
 
 impl Default for OptimizeOptions {
@@ -52,6 +61,8 @@ impl Default for OptimizeOptions {
             encode: EncodeOptions::new(Compression::Deflate),
             bands: None,
             resampling: None,
+            reproject: None,
+            add_mask: false,
         }
     }
 }
@@ -104,7 +115,11 @@ pub async fn optimize_file(
     }
     let file = kiln_storage::FileSource::open(input).await?;
     let geo = fetch_geo_tags(&file).await?;
-    let plan = Plan::new(&src, opts, geo)?;
+    let warp = match opts.reproject {
+        Some(r) => Some((mercator_grid(&src)?, r)),
+        None => None,
+    };
+    let plan = Plan::new(&src, opts, geo, warp.as_ref().map(|(g, _)| g))?;
     if let (Some(dir), Some(name)) = (output.parent(), output.file_name()) {
         let dir = if dir.as_os_str().is_empty() {
             Path::new(".")
@@ -116,7 +131,16 @@ pub async fn optimize_file(
     let writer = CogWriter::create(output, plan.spec.clone()).map_err(|e| write_err(&uri, e))?;
     let state =
         State::new(&plan, writer, progress.clone()).map_err(|e| EngineError::from_core(&uri, e))?;
-    let (state, _peak) = scan_level(engine, &src, 0, &plan.bands, state, State::add).await?;
+    let state = match warp {
+        None => {
+            scan_level(engine, &src, 0, &plan.bands, state, State::add)
+                .await?
+                .0
+        }
+        Some((grid, resampling)) => {
+            warp_rows(engine, &src, &plan, &grid, resampling, state).await?
+        }
+    };
     let bytes = engine
         .pool()
         .run(move || state.finish())
@@ -158,6 +182,7 @@ impl Plan {
         src: &Arc<OpenSource>,
         opts: &OptimizeOptions,
         geo: RawGeoTags,
+        warp: Option<&GridSpec>,
     ) -> Result<Self, EngineError> {
         let uri = src.uri();
         let header = src.header();
@@ -235,14 +260,25 @@ impl Plan {
         if encode.compression == Compression::None {
             encode.predictor = None;
         }
-        let (w, h) = (full.width, full.height);
+        let (w, h) = match warp {
+            Some(g) => (
+                u32::try_from(g.width).unwrap_or(u32::MAX),
+                u32::try_from(g.height).unwrap_or(u32::MAX),
+            ),
+            None => (full.width, full.height),
+        };
+        // A warped grid has pixels outside the source: with no nodata value to mark them,
+        // they go in an internal mask.
+        let warp_needs_mask = warp.is_some() && header.nodata.is_none();
         let overviews: Vec<(u32, u32)> =
             overview_sizes(w as usize, h as usize, opts.block_size as usize)
                 .into_iter()
                 .filter_map(|(a, b)| Some((u32::try_from(a).ok()?, u32::try_from(b).ok()?)))
                 .collect();
         let mask_rule = src.mask_rule();
-        let mask = matches!(mask_rule, MaskRule::Internal);
+        let mask = matches!(mask_rule, MaskRule::Internal)
+            || warp_needs_mask
+            || (opts.add_mask && !matches!(mask_rule, MaskRule::AllValid));
         let mut spec = CogSpec::new(
             w,
             h,
@@ -261,7 +297,10 @@ impl Plan {
         };
         spec.nodata = header.nodata;
         spec.gdal_metadata = header.gdal_metadata.clone();
-        spec.geo = geo;
+        spec.geo = match warp {
+            Some(g) => mercator_geo_tags(&g.transform),
+            None => geo,
+        };
         spec.mask = mask;
         let resampling = opts
             .resampling
@@ -269,7 +308,7 @@ impl Plan {
         let overview = OverviewOptions {
             resampling,
             nodata: header.nodata,
-            has_mask: !matches!(mask_rule, MaskRule::AllValid),
+            has_mask: !matches!(mask_rule, MaskRule::AllValid) || warp.is_some(),
         };
         Ok(Self {
             spec,
@@ -562,6 +601,159 @@ impl State {
         }
         self.sink.writer.finish().map_err(Failure::Write)
     }
+}
+
+/// Half the Web Mercator square, in metres.
+const MERCATOR_HALF: f64 = 20_037_508.342_789_244;
+
+/// The Web Mercator grid a source is warped to, as `gdalwarp -t_srs EPSG:3857` suggests it:
+/// the source's bounds transformed (densified edges, clamped to the Web Mercator square), and
+/// the resolution that keeps the source's diagonal pixel count.
+fn mercator_grid(src: &OpenSource) -> Result<GridSpec, EngineError> {
+    let uri = src.uri();
+    let full = src
+        .header()
+        .images
+        .first()
+        .ok_or_else(|| EngineError::BadSource {
+            uri: uri.to_string(),
+            reason: "no image".into(),
+        })?;
+    let (w, h) = (full.width as usize, full.height as usize);
+    // Web Mercator is monotonic in longitude and latitude, so the corners of the lon/lat
+    // bounds (densified edges, latitudes clamped to the square's ±85.0511°) bound it.
+    let b = transform_bounds(&src.transform().bounds(w, h), src.crs(), &Crs::wgs84()).ok_or_else(
+        || EngineError::Unsupported {
+            uri: uri.to_string(),
+            reason: "its bounds cannot be transformed to WGS 84".into(),
+        },
+    )?;
+    const MAX_LAT: f64 = 85.051_128_779_806_59;
+    let mut xs = [b.west, b.east];
+    let mut ys = [b.south.max(-MAX_LAT), b.north.min(MAX_LAT)];
+    Transformer::new(&Crs::wgs84(), &Crs::web_mercator())
+        .and_then(|t| t.transform_points(&mut xs, &mut ys))
+        .map_err(|e| EngineError::from_core(uri, e))?;
+    let (west, east) = (xs[0].max(-MERCATOR_HALF), xs[1].min(MERCATOR_HALF));
+    let (south, north) = (ys[0].max(-MERCATOR_HALF), ys[1].min(MERCATOR_HALF));
+    #[allow(clippy::cast_precision_loss)]
+    let diag_px = ((w * w + h * h) as f64).sqrt();
+    let res = (east - west).hypot(north - south) / diag_px;
+    if !(res.is_finite() && res > 0.0 && east > west && north > south) {
+        return Err(EngineError::Unsupported {
+            uri: uri.to_string(),
+            reason: "it does not cover any of the Web Mercator square".into(),
+        });
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (gw, gh) = (
+        ((east - west) / res).ceil().max(1.0) as usize,
+        ((north - south) / res).ceil().max(1.0) as usize,
+    );
+    if gw > 1 << 20 || gh > 1 << 20 {
+        return Err(EngineError::TooLarge {
+            reason: format!("{uri}: reprojected to {gw}x{gh} pixels"),
+        });
+    }
+    Ok(GridSpec {
+        transform: GeoTransform([west, res, 0.0, north, 0.0, -res]),
+        width: gw,
+        height: gh,
+    })
+}
+
+/// GeoTIFF tags of a north-up EPSG:3857 grid.
+fn mercator_geo_tags(t: &GeoTransform) -> RawGeoTags {
+    let g = &t.0;
+    RawGeoTags {
+        pixel_scale: Some(vec![g[1], -g[5], 0.0]),
+        tiepoints: Some(vec![0.0, 0.0, 0.0, g[0], g[3], 0.0]),
+        transformation: None,
+        // Version 1.1.0, 4 keys: projected model, pixel is area, EPSG:3857, metres.
+        key_directory: Some(vec![
+            1, 1, 0, 4, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 3857, 3076, 0, 1, 9001,
+        ]),
+        double_params: None,
+        ascii_params: None,
+    }
+}
+
+/// The warped pipeline: the output grid is read block row by block row with the tile code's
+/// warp (`Engine::read_grid`, one block per call, the calls of a row concurrent), and each
+/// row goes down the same strips and overview cascade as an unwarped file.
+async fn warp_rows(
+    engine: &Engine,
+    src: &Arc<OpenSource>,
+    plan: &Plan,
+    grid: &GridSpec,
+    resampling: Resampling,
+    mut state: State,
+) -> Result<State, EngineError> {
+    let block = plan.spec.block_size as usize;
+    let bands: Vec<usize> = plan.bands.iter().map(|b| b + 1).collect();
+    let nodata = plan.spec.nodata;
+    let g = grid.transform.0;
+    let sources = [src.clone()];
+    for row0 in (0..grid.height).step_by(block) {
+        let rh = block.min(grid.height - row0);
+        let mut reads = Vec::new();
+        for col0 in (0..grid.width).step_by(block) {
+            #[allow(clippy::cast_precision_loss)]
+            let spec = GridSpec {
+                transform: GeoTransform([
+                    g[0] + col0 as f64 * g[1],
+                    g[1],
+                    0.0,
+                    g[3] + row0 as f64 * g[5],
+                    0.0,
+                    g[5],
+                ]),
+                width: block.min(grid.width - col0),
+                height: rh,
+            };
+            let (sources, bands) = (&sources, bands.clone());
+            reads.push(async move {
+                engine
+                    .read_grid(sources, &spec, Some(bands), resampling)
+                    .await
+                    .map(|r| (col0, r))
+            });
+        }
+        let blocks = futures_util::future::try_join_all(reads).await?;
+        let (width, nb, dtype) = (grid.width, plan.bands.len(), plan.spec.dtype);
+        state = engine
+            .pool()
+            .run(move || {
+                let mut rows = Raster::empty(width, rh, nb, dtype);
+                for (col0, mut r) in blocks {
+                    if let Some(nd) = nodata {
+                        fill_invalid(&mut r, nd);
+                    }
+                    paste(&mut rows, &r, col0);
+                }
+                state.rows_ready(&rows);
+                state
+            })
+            .await?;
+        if state.error.is_some() {
+            break;
+        }
+    }
+    Ok(state)
+}
+
+/// Sets every sample of an invalid pixel to `nodata`.
+fn fill_invalid(r: &mut Raster, nodata: f64) {
+    let plane = r.width * r.height;
+    let mask = &r.mask;
+    kiln_core::with_samples!(&mut r.samples, v => {
+        let value = kiln_core::dtype::Sample::from_f64(nodata);
+        for (i, s) in v.iter_mut().enumerate() {
+            if mask.get(i % plane.max(1)).is_some_and(|&m| m == 0) {
+                *s = value;
+            }
+        }
+    });
 }
 
 /// Pastes `src` into `dst` at column `x0` (same bands, type and height).
