@@ -47,6 +47,7 @@ use thiserror::Error;
 
 use crate::geotags::RawGeoTags;
 use crate::header::tag;
+use crate::write::{nodata_text, sample_format};
 use crate::{CogError, Compression, Photometric, Predictor};
 
 // ---------------------------------------------------------------------------------------------
@@ -988,21 +989,6 @@ fn ascii(s: &str) -> Value {
     Value::Ascii(b)
 }
 
-/// GDAL_NODATA text: a decimal that reads back to the same f64, or `nan`/`inf`.
-fn nodata_text(nodata: f64) -> String {
-    if nodata.is_nan() {
-        "nan".to_string()
-    } else if nodata.is_infinite() {
-        if nodata > 0.0 { "inf" } else { "-inf" }.to_string()
-    } else if nodata == 0.0 || (1e-4..1e15).contains(&nodata.abs()) {
-        // Plain decimals for everyday values: `-9999`, `0`, `0.5`.
-        format!("{nodata}")
-    } else {
-        // Rust's `{:e}` is the shortest round-trip form, e.g. `-3.4028230607370965e38`.
-        format!("{nodata:e}")
-    }
-}
-
 fn compression_code(c: Compression) -> Result<u16, CogError> {
     match c {
         Compression::None => Ok(1),
@@ -1024,14 +1010,6 @@ fn photometric_code(p: Photometric) -> u16 {
         Photometric::Separated => 5,
         Photometric::YCbCr => 6,
         Photometric::Other(v) => v,
-    }
-}
-
-fn sample_format(dtype: DataType) -> u16 {
-    match dtype {
-        DataType::U8 | DataType::U16 | DataType::U32 => 1,
-        DataType::I8 | DataType::I16 | DataType::I32 => 2,
-        DataType::F32 | DataType::F64 => 3,
     }
 }
 

@@ -167,7 +167,7 @@ fn deflate(compressor: &mut Compressor, plane: &[u8]) -> Result<Vec<u8>, CogErro
 }
 
 /// TIFF SampleFormat: 1 unsigned, 2 signed, 3 IEEE float.
-fn sample_format(dtype: DataType) -> u16 {
+pub(crate) fn sample_format(dtype: DataType) -> u16 {
     match dtype {
         DataType::U8 | DataType::U16 | DataType::U32 => 1,
         DataType::I8 | DataType::I16 | DataType::I32 => 2,
@@ -197,7 +197,7 @@ fn nodata_fits(dtype: DataType, nodata: f64) -> bool {
 }
 
 /// GDAL_NODATA text: a decimal that reads back to the same f64, or `nan`/`inf`.
-fn nodata_text(nodata: f64) -> String {
+pub(crate) fn nodata_text(nodata: f64) -> String {
     if nodata.is_nan() {
         "nan".to_string()
     } else if nodata.is_infinite() {

@@ -38,13 +38,7 @@ pub async fn dataset_metadata(
 ) -> Result<DatasetMetadata, EngineError> {
     let uri = src.uri().to_string();
     let header = src.header().clone();
-    let full = header
-        .images
-        .first()
-        .ok_or_else(|| EngineError::BadSource {
-            uri: uri.clone(),
-            reason: "no image".into(),
-        })?;
+    let full = src.full_image()?;
     let bounds = src
         .transform()
         .bounds(full.width as usize, full.height as usize);

@@ -113,8 +113,7 @@ pub async fn optimize_file(
             format!("must be 256 or 512, not {}", opts.block_size),
         ));
     }
-    let file = kiln_storage::FileSource::open(input).await?;
-    let geo = fetch_geo_tags(&file).await?;
+    let geo = fetch_geo_tags(src.byte_source().as_ref()).await?;
     let warp = match opts.reproject {
         Some(r) => Some((mercator_grid(&src)?, r)),
         None => None,
@@ -147,6 +146,9 @@ pub async fn optimize_file(
         .await?
         .map_err(|e| match e {
             Failure::Write(e) => write_err(&uri, e),
+            Failure::Encode(e) => EngineError::Internal {
+                reason: format!("encoding a block of the COG of {uri}: {e}"),
+            },
             Failure::Core(e) => EngineError::from_core(&uri, e),
         })?;
     Ok(OptimizeReport {
@@ -184,15 +186,8 @@ impl Plan {
         geo: RawGeoTags,
         warp: Option<&GridSpec>,
     ) -> Result<Self, EngineError> {
-        let uri = src.uri();
         let header = src.header();
-        let full = header
-            .images
-            .first()
-            .ok_or_else(|| EngineError::BadSource {
-                uri: uri.to_string(),
-                reason: "no image".into(),
-            })?;
+        let full = src.full_image()?;
         let n = usize::from(full.samples_per_pixel);
         let bands = match &opts.bands {
             Some(b) => {
@@ -332,6 +327,7 @@ fn alpha_kind(src: &OpenSource, b: usize) -> u16 {
 
 enum Failure {
     Write(CogWriteError),
+    Encode(kiln_cog::CogError),
     Core(kiln_core::CoreError),
 }
 
@@ -412,22 +408,12 @@ impl Sink {
                     height,
                     bands,
                 };
-                let bytes =
-                    kiln_cog::encode_block(&data, block, block, &spec.encode).map_err(|e| {
-                        Failure::Write(CogWriteError::Cog {
-                            path: PathBuf::new(),
-                            source: e,
-                        })
-                    })?;
+                let bytes = kiln_cog::encode_block(&data, block, block, &spec.encode)
+                    .map_err(Failure::Encode)?;
                 let m = if mask {
                     Some(
                         kiln_cog::encode_mask_block(&tile.mask, w, height, block, block, None)
-                            .map_err(|e| {
-                                Failure::Write(CogWriteError::Cog {
-                                    path: PathBuf::new(),
-                                    source: e,
-                                })
-                            })?,
+                            .map_err(Failure::Encode)?,
                     )
                 } else {
                     None
@@ -611,14 +597,7 @@ const MERCATOR_HALF: f64 = 20_037_508.342_789_244;
 /// the resolution that keeps the source's diagonal pixel count.
 fn mercator_grid(src: &OpenSource) -> Result<GridSpec, EngineError> {
     let uri = src.uri();
-    let full = src
-        .header()
-        .images
-        .first()
-        .ok_or_else(|| EngineError::BadSource {
-            uri: uri.to_string(),
-            reason: "no image".into(),
-        })?;
+    let full = src.full_image()?;
     let (w, h) = (full.width as usize, full.height as usize);
     // Web Mercator is monotonic in longitude and latitude, so the corners of the lon/lat
     // bounds (densified edges, latitudes clamped to the square's ±85.0511°) bound it.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kiln_cog::decode::{decode_block, sparse_block, Block};
-use kiln_cog::TiffHeader;
+use kiln_cog::{ImageIfd, TiffHeader};
 use kiln_core::tms::{TileCoord, TileMatrixSet};
 use kiln_core::warp::{self, GridSpec, Reprojection, Resampling};
 use kiln_core::{Crs, GeoTransform, Raster};
@@ -63,6 +63,17 @@ impl OpenSource {
 
     pub fn header(&self) -> &Arc<TiffHeader> {
         &self.header
+    }
+
+    /// The full-resolution image (opening checked that there is one).
+    pub fn full_image(&self) -> Result<&ImageIfd, EngineError> {
+        self.header
+            .images
+            .first()
+            .ok_or_else(|| EngineError::BadSource {
+                uri: self.uri().to_string(),
+                reason: "no image".into(),
+            })
     }
 
     pub fn identity(&self) -> &SourceIdentity {
