@@ -45,6 +45,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("insert_and_read", |b| Box::pin(insert_and_read(b))),
     ("replace", |b| Box::pin(replace(b))),
     ("filter_and_order", |b| Box::pin(filter_and_order(b))),
+    ("wildcard_filters", |b| Box::pin(wildcard_filters(b))),
     ("paging", |b| Box::pin(paging(b))),
     ("missing_dataset_is_not_found", |b| {
         Box::pin(missing_dataset_is_not_found(b))
@@ -247,10 +248,7 @@ pub async fn filter_and_order(b: &dyn TestBackend) -> Result<(), CatalogError> {
 
     let both = [
         KeyFilter::eq("sensor", "s1"),
-        KeyFilter {
-            key: "date".into(),
-            values: k(&["20210615", "20190101", "19990101"]),
-        },
+        KeyFilter::any_of("date", k(&["20210615", "20190101", "19990101"])),
     ];
     let found = catalog.datasets(&both, Page::all()).await?;
     let found: Vec<Vec<String>> = found.into_iter().map(|d| d.keys).collect();
@@ -271,11 +269,74 @@ pub async fn filter_and_order(b: &dyn TestBackend) -> Result<(), CatalogError> {
             .await,
         "filter",
     );
-    let empty = KeyFilter {
-        key: "sensor".into(),
-        values: Vec::new(),
-    };
+    let empty = KeyFilter::any_of("sensor", Vec::new());
     assert_bad_request(catalog.count(&[empty]).await, "filter");
+    let no_patterns = KeyFilter::wildcard("sensor", Vec::new());
+    assert_bad_request(catalog.count(&[no_patterns]).await, "filter");
+    catalog.close().await;
+    Ok(())
+}
+
+/// `*` patterns: any run of characters, ASCII case ignored, SQL wildcards taken literally.
+pub async fn wildcard_filters(b: &dyn TestBackend) -> Result<(), CatalogError> {
+    let catalog = b.create(&two_keys()?).await?;
+    let all = insert_grid(catalog.as_ref()).await?;
+    let keys_of =
+        |found: Vec<Dataset>| -> Vec<Vec<String>> { found.into_iter().map(|d| d.keys).collect() };
+    let june = catalog
+        .datasets(&[KeyFilter::wildcard("date", k(&["*06*"]))], Page::all())
+        .await?;
+    assert_eq!(
+        keys_of(june),
+        [
+            k(&["l8", "20210615"]),
+            k(&["s1", "20210615"]),
+            k(&["s2", "20210615"])
+        ]
+    );
+    // Case is ignored; several patterns are alternatives; a pattern without `*` is whole-value.
+    let found = catalog
+        .datasets(
+            &[
+                KeyFilter::wildcard("sensor", k(&["S*", "L8"])),
+                KeyFilter::wildcard("date", k(&["2019*", "*0301"])),
+            ],
+            Page::all(),
+        )
+        .await?;
+    assert_eq!(found.len(), 6);
+    assert!(found.iter().all(|d| d.keys[1] != "20210615"));
+    assert_eq!(
+        catalog
+            .count(&[KeyFilter::wildcard("date", k(&["2019"]))])
+            .await?,
+        0
+    );
+    assert_eq!(
+        catalog
+            .count(&[KeyFilter::wildcard("sensor", k(&["*"]))])
+            .await?,
+        all.len() as u64
+    );
+    // `%` and `_` are SQL's wildcards, not Kiln's: they match only themselves.
+    for pattern in ["%", "s_", "*_*", "\\*"] {
+        assert_eq!(
+            catalog
+                .count(&[KeyFilter::wildcard("sensor", k(&[pattern]))])
+                .await?,
+            0,
+            "{pattern}"
+        );
+    }
+    // Paging applies after the filter.
+    let page = catalog
+        .datasets(
+            &[KeyFilter::wildcard("date", k(&["*0*"]))],
+            Page::new(4, 2)?,
+        )
+        .await?;
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].keys, k(&["s2", "20210615"]));
     catalog.close().await;
     Ok(())
 }

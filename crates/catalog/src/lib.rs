@@ -77,19 +77,46 @@ pub struct Dataset {
     pub uri: String,
 }
 
-/// Restricts a listing to datasets whose `key` has one of `values`.
+/// Restricts a listing to datasets whose `key` matches one of `values`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyFilter {
     pub key: String,
     pub values: Vec<String>,
+    pub matching: Matching,
+}
+
+/// How a [`KeyFilter`] compares its values with the datasets' key values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Matching {
+    /// The key value equals one of the values, byte for byte.
+    #[default]
+    Exact,
+    /// Each value is a pattern in which `*` stands for any run of characters (none included);
+    /// letters compare ignoring ASCII case (`*LUX*` finds `dem_luxembourg`).
+    Wildcard,
 }
 
 impl KeyFilter {
     /// A filter on one value (`?key=value` in the HTTP API).
     pub fn eq(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::any_of(key, vec![value.into()])
+    }
+
+    /// A filter on several values (`?key=[a,b]` in the HTTP API).
+    pub fn any_of(key: impl Into<String>, values: Vec<String>) -> Self {
         Self {
             key: key.into(),
-            values: vec![value.into()],
+            values,
+            matching: Matching::Exact,
+        }
+    }
+
+    /// A filter on `*` patterns (`?key=*text*` in the HTTP API).
+    pub fn wildcard(key: impl Into<String>, patterns: Vec<String>) -> Self {
+        Self {
+            key: key.into(),
+            values: patterns,
+            matching: Matching::Wildcard,
         }
     }
 }

@@ -35,6 +35,7 @@
 //! a deferred transaction that reads before writing could fail with `SQLITE_BUSY` at its first
 //! write without the busy handler ever being consulted.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +51,7 @@ use crate::fault::Faults;
 use crate::model::EncodedMetadata;
 use crate::{
     validate, BoxFuture, Catalog, CatalogError, Dataset, DatasetMetadata, InsertOutcome, KeyDef,
-    KeyFilter, Page,
+    KeyFilter, Matching, Page,
 };
 
 /// The schema version this build writes and reads.
@@ -162,6 +163,22 @@ fn schema_v1(key_count: usize) -> Vec<String> {
 fn sql(text: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
     // Safe: every dynamic statement is built from key positions and counts only.
     AssertSqlSafe(Arc::clone(text))
+}
+
+/// A `*` pattern as a LIKE pattern escaped with a backslash, so `%`, `_` and `\` match themselves.
+fn like_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 4);
+    for c in pattern.chars() {
+        match c {
+            '*' => out.push('%'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn bind_keys<'q>(
@@ -641,15 +658,24 @@ impl SqliteCatalog {
     fn filter_clause<'f>(
         &self,
         filters: &'f [KeyFilter],
-    ) -> Result<(String, Vec<&'f str>), CatalogError> {
+    ) -> Result<(String, Vec<Cow<'f, str>>), CatalogError> {
         let resolved = validate::filters(filters, &self.keys)?;
         let mut values = Vec::new();
         let conditions: Vec<String> = resolved
             .iter()
-            .map(|(position, wanted)| {
-                values.extend(wanted.iter().map(String::as_str));
-                let marks = vec!["?"; wanted.len()].join(", ");
-                format!("k{position} IN ({marks})")
+            .map(|(position, filter)| match filter.matching {
+                Matching::Exact => {
+                    values.extend(filter.values.iter().map(|v| Cow::Borrowed(v.as_str())));
+                    let marks = vec!["?"; filter.values.len()].join(", ");
+                    format!("k{position} IN ({marks})")
+                }
+                Matching::Wildcard => {
+                    values.extend(filter.values.iter().map(|v| Cow::Owned(like_pattern(v))));
+                    // SQLite's LIKE ignores ASCII case unless `case_sensitive_like` is set.
+                    let alternatives =
+                        vec![format!("k{position} LIKE ? ESCAPE '\\'"); filter.values.len()];
+                    format!("({})", alternatives.join(" OR "))
+                }
             })
             .collect();
         if conditions.is_empty() {

@@ -133,6 +133,7 @@ mod tests {
         insert_and_read,
         replace,
         filter_and_order,
+        wildcard_filters,
         paging,
         missing_dataset_is_not_found,
         bad_keys_are_bad_requests,

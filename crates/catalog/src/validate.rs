@@ -130,7 +130,7 @@ pub(crate) fn uri(uri: &str) -> Result<(), CatalogError> {
 pub(crate) fn filters<'f>(
     filters: &'f [KeyFilter],
     keys: &[KeyDef],
-) -> Result<Vec<(usize, &'f [String])>, CatalogError> {
+) -> Result<Vec<(usize, &'f KeyFilter)>, CatalogError> {
     filters
         .iter()
         .map(|f| {
@@ -148,7 +148,7 @@ pub(crate) fn filters<'f>(
                 ));
             }
             f.values.iter().try_for_each(|v| key_value(v))?;
-            Ok((position, f.values.as_slice()))
+            Ok((position, f))
         })
         .collect()
 }

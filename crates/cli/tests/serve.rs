@@ -778,6 +778,24 @@ fn keys_and_datasets_list_filter_and_page() {
         json!([{ "name": "l8", "band": "b2" }, { "name": "l8", "band": "b4" }])
     );
     assert_eq!(s.json("/datasets?name=nope")["datasets"], json!([]));
+    assert_eq!(all["total"].as_u64(), Some(want.len() as u64));
+    assert_eq!(p["total"].as_u64(), Some(want.len() as u64));
+
+    // Kiln's extension: `*` patterns ignoring ASCII case; `total` counts the filtered set.
+    let bands = s.json(&url("/datasets", &[("band", "B*"), ("limit", "2")]));
+    assert_eq!(
+        bands["datasets"],
+        json!([{ "name": "l8", "band": "b2" }, { "name": "l8", "band": "b3" }])
+    );
+    assert_eq!(bands["total"].as_u64(), Some(3));
+    assert_eq!(
+        s.json(&url("/datasets", &[("name", "[*U*,etopo]")]))["datasets"],
+        json!([{ "name": "etopo", "band": "1" }, { "name": "lux", "band": "1" }])
+    );
+    assert_eq!(
+        s.json(&url("/datasets", &[("name", "l_")]))["total"].as_u64(),
+        Some(0)
+    );
 
     s.error("/datasets?colour=red", 400, &["colour", "name", "band"]);
     s.error("/datasets?limit=0", 400, &["limit"]);

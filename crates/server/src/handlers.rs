@@ -78,20 +78,24 @@ pub async fn datasets(
                 format!("unknown key (keys: {})", names.join(", ")),
             ));
         }
-        // Terracotta's list form: key=[a,b] matches either value.
+        // Terracotta's list form: key=[a,b] matches either value. Kiln's extension: a value
+        // with `*` is a pattern (any run of characters, ASCII case ignored).
         let values: Vec<String> = match v.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
             Some(inner) => inner.split(',').map(|s| s.trim().to_string()).collect(),
             None => vec![v.clone()],
         };
-        filters.push(KeyFilter {
-            key: k.clone(),
-            values,
+        filters.push(if values.iter().any(|v| v.contains('*')) {
+            KeyFilter::wildcard(k.clone(), values)
+        } else {
+            KeyFilter::any_of(k.clone(), values)
         });
     }
-    let found = app.store().catalog().datasets(&filters, page).await?;
+    let catalog = app.store().catalog();
+    let (found, total) =
+        tokio::try_join!(catalog.datasets(&filters, page), catalog.count(&filters))?;
     let list: Vec<Value> = found.iter().map(|d| keys_object(&names, &d.keys)).collect();
     Ok(Json(
-        json!({ "page": page_no, "limit": limit, "datasets": list }),
+        json!({ "page": page_no, "limit": limit, "total": total, "datasets": list }),
     ))
 }
 

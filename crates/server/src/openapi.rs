@@ -200,11 +200,11 @@ pub fn spec() -> Value {
         "/datasets".into(),
         get(
             "/datasets",
-            "Key values of the datasets matching key=value filters (key=[a,b] matches either), paged.",
+            "Key values of the datasets matching key=value filters (key=[a,b] matches either; a value with * is a pattern ignoring ASCII case, e.g. name=*lux*), paged; total counts every match.",
             vec![
                 param("limit", "query", false, "Datasets per page (default 100)", "100"),
                 param("page", "query", false, "Page number from 0", "0"),
-                param("<key>", "query", false, "Filter on a key's value", "dem"),
+                param("<key>", "query", false, "Filter on a key's value, a list [a,b] or a * pattern", "dem"),
             ],
             json_ok("A page of datasets", json!({ "type": "object" })),
         ),
