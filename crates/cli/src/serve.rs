@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Tile renders queued or running before new ones get 503 (KILN_MAX_QUEUE; default 512).
     #[arg(long, value_name = "N")]
     max_queue: Option<usize>,
+    /// Base map for the web viewer: an XYZ raster tile URL with {z}/{x}/{y} (KILN_BASEMAP;
+    /// default none: a plain background with a graticule, since the viewer works offline).
+    #[arg(long, value_name = "URL")]
+    basemap: Option<String>,
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -74,6 +78,7 @@ pub struct ServeConfig {
     pub max_queue: usize,
     pub request_timeout_s: u64,
     pub cache_max_age_s: u32,
+    pub basemap: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -89,6 +94,7 @@ impl Default for ServeConfig {
             max_queue: 512,
             request_timeout_s: 30,
             cache_max_age_s: 3600,
+            basemap: None,
         }
     }
 }
@@ -105,6 +111,7 @@ const ENV_KEYS: &[&str] = &[
     "MAX_QUEUE",
     "REQUEST_TIMEOUT_S",
     "CACHE_MAX_AGE_S",
+    "BASEMAP",
 ];
 
 fn split_list(s: &str) -> Vec<String> {
@@ -181,6 +188,9 @@ impl ServeConfig {
         if let Some(v) = env_get("CACHE_MAX_AGE_S") {
             cfg.cache_max_age_s = parse("CACHE_MAX_AGE_S", &v)?;
         }
+        if let Some(v) = env_get("BASEMAP") {
+            cfg.basemap = Some(v);
+        }
         if let Some(v) = &args.catalog {
             cfg.catalog = Some(v.clone());
         }
@@ -204,6 +214,17 @@ impl ServeConfig {
         }
         if let Some(v) = args.max_queue {
             cfg.max_queue = v;
+        }
+        if let Some(v) = &args.basemap {
+            cfg.basemap = Some(v.clone());
+        }
+        cfg.basemap = cfg.basemap.take().filter(|b| !b.trim().is_empty());
+        if let Some(b) = &cfg.basemap {
+            if !(b.starts_with("http://") || b.starts_with("https://"))
+                || !["{z}", "{x}", "{y}"].iter().all(|p| b.contains(p))
+            {
+                bail!("basemap '{b}' must be an http(s) URL with {{z}}, {{x}} and {{y}}");
+            }
         }
         if cfg.max_queue == 0 {
             bail!("max_queue must be at least 1");
@@ -287,6 +308,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cache_max_age_s: cfg.cache_max_age_s,
         cors_origins: cfg.cors_origins.clone(),
         revalidate: Duration::from_secs(60),
+        basemap: cfg.basemap.clone(),
     };
     let state = kiln_server::AppState::new(engine, catalog.clone(), server_config);
     let router = kiln_server::router(state);
@@ -299,7 +321,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    println!("Kiln serving {count} datasets at http://{local}/  (API: http://{local}/apidoc)");
+    println!(
+        "Kiln serving {count} datasets at http://{local}/  (viewer there; API: http://{local}/apidoc)"
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
 

@@ -2046,3 +2046,144 @@ fn configuration_printing_and_startup_failures() {
         stderr(&out)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The web viewer's files (the browser test in viewer/e2e drives the page itself)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn viewer_is_served_from_the_binary() {
+    let basemap = "https://tiles.example.org/{z}/{x}/{y}.png";
+    let s = Server::start(&[
+        "-d",
+        fixture().catalog.to_str().unwrap(),
+        "--basemap",
+        basemap,
+    ]);
+    let config = s.json("/viewer/config.json");
+    assert_eq!(config["basemap"], basemap);
+    let colormaps: Vec<&str> = config["colormaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(colormaps.contains(&"viridis") && colormaps.contains(&"terrain"));
+    // Every colormap the viewer offers is one /colormap knows.
+    for name in &colormaps {
+        s.json(&url(
+            "/colormap",
+            &[("colormap", name), ("stretch_range", "[0,1]")],
+        ));
+    }
+
+    let page = s.get("/");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let html = page.text();
+    let viewer_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../viewer");
+    let maplibre = viewer_root.join("node_modules/maplibre-gl/dist/maplibre-gl.js");
+    if config["maplibre"] == json!(false) {
+        // Built without npm: the page says so and how to fix it.
+        assert!(html.contains("not in this build"), "{html}");
+        assert!(html.contains("npm"), "{html}");
+        return;
+    }
+    assert_eq!(
+        html,
+        std::fs::read_to_string(viewer_root.join("src/index.html")).unwrap()
+    );
+    // Every file the page links is served, with its content type, revalidated by ETag.
+    for (file, mime) in [
+        ("viewer/maplibre-gl.js", "text/javascript; charset=utf-8"),
+        ("viewer/maplibre-gl.css", "text/css; charset=utf-8"),
+        ("viewer/app.js", "text/javascript; charset=utf-8"),
+        ("viewer/app.css", "text/css; charset=utf-8"),
+    ] {
+        assert!(
+            html.contains(&format!("\"{file}\"")),
+            "index.html links {file}"
+        );
+        let r = s.get(&format!("/{file}"));
+        assert_eq!(r.status, 200, "{file}");
+        assert_eq!(r.header("content-type"), Some(mime), "{file}");
+        assert_eq!(r.header("cache-control"), Some("no-cache"), "{file}");
+        let etag = r.header("etag").unwrap().to_string();
+        let again = s.get_with(&format!("/{file}"), &[("If-None-Match", &etag)]);
+        assert_eq!(again.status, 304, "{file}");
+        assert!(again.body.is_empty(), "{file}");
+        if file == "viewer/app.js" {
+            assert_eq!(
+                r.body,
+                std::fs::read(viewer_root.join("src/app.js")).unwrap()
+            );
+        }
+        if file == "viewer/maplibre-gl.js" && maplibre.exists() {
+            assert_eq!(r.body, std::fs::read(&maplibre).unwrap());
+        }
+        // Gzipped for clients that take it: same bytes once inflated, its own ETag.
+        let gz = s.get_with(&format!("/{file}"), &[("Accept-Encoding", "gzip, br")]);
+        assert_eq!(gz.status, 200, "{file}");
+        assert_eq!(gz.header("content-encoding"), Some("gzip"), "{file}");
+        assert!(
+            gz.header("vary")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")),
+            "{file}: {:?}",
+            gz.header("vary")
+        );
+        assert_ne!(gz.header("etag"), Some(etag.as_str()), "{file}");
+        let mut inflated = Vec::new();
+        flate2::read::GzDecoder::new(gz.body.as_slice())
+            .read_to_end(&mut inflated)
+            .unwrap();
+        assert_eq!(inflated, r.body, "{file}");
+        assert!(gz.body.len() < r.body.len() / 2, "{file}");
+        assert!(r.header("content-encoding").is_none(), "{file}");
+    }
+    let license = s.get("/viewer/maplibre-gl-LICENSE.txt");
+    assert_eq!(license.status, 200);
+    assert!(license.text().contains("MapLibre"), "{}", license.text());
+
+    // /viewer leads to the page; unknown files are 404 with a message.
+    let r = s.get("/viewer");
+    assert_eq!(r.status, 308);
+    assert_eq!(r.header("location"), Some("./"));
+    let r = s.get("/viewer/");
+    assert_eq!(r.status, 308);
+    assert_eq!(r.header("location"), Some("../"));
+    s.error("/viewer/secrets.txt", 404, &["secrets.txt"]);
+    s.error("/viewer/..%2FCargo.toml", 404, &["Cargo.toml"]);
+}
+
+#[test]
+fn basemap_setting_is_checked() {
+    for bad in [
+        "tiles.example.org/{z}/{x}/{y}.png",
+        "https://tiles.example.org/{z}/{x}.png",
+    ] {
+        let out = kiln(&[
+            "serve",
+            "--print-config",
+            "--basemap",
+            bad,
+            "-d",
+            fixture().catalog.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success(), "{bad}");
+        let err = stderr(&out);
+        assert!(err.contains("basemap") && err.contains("{z}"), "{err}");
+    }
+    let out = kiln_cmd(&["serve", "--print-config"])
+        .env("KILN_BASEMAP", "https://t.example.org/{z}/{x}/{y}.png")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cfg: toml::Table = toml::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(
+        cfg["basemap"].as_str(),
+        Some("https://t.example.org/{z}/{x}/{y}.png")
+    );
+}

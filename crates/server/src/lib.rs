@@ -13,6 +13,7 @@ mod handlers;
 mod openapi;
 mod params;
 mod tiles;
+mod viewer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +45,8 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// How long a resolved dataset is trusted before the catalog is asked again.
     pub revalidate: Duration,
+    /// XYZ raster tile URL the web viewer offers as a base map (none: plain background).
+    pub basemap: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             cache_max_age_s: 3600,
             cors_origins: vec!["*".into()],
             revalidate: Duration::from_secs(60),
+            basemap: None,
         }
     }
 }
@@ -130,6 +134,11 @@ pub fn router(state: AppState) -> Router {
         .route("/swagger.json", get(handlers::openapi))
         .route("/openapi.json", get(handlers::openapi))
         .route("/apidoc", get(handlers::apidoc))
+        .route("/", get(viewer::index))
+        .route("/viewer", get(viewer::redirect))
+        .route("/viewer/", get(viewer::redirect))
+        .route("/viewer/config.json", get(viewer::config))
+        .route("/viewer/{file}", get(viewer::asset))
         .fallback(handlers::not_found)
         .layer(cors)
         .with_state(state)

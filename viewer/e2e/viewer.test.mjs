@@ -1,0 +1,406 @@
+// End-to-end test of the web viewer: the real `kiln` binary serves a catalog made by the real
+// `kiln ingest` from ../shared/data, and Debian's Chromium (driven by playwright-core) uses the
+// viewer like a person would. Screenshots go to viewer/e2e/out/.
+//
+// Run: `node --test viewer/e2e/` after `cargo build -p kiln-cli` (KILN_BIN picks another
+// binary, CHROMIUM another browser).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const data = path.resolve(root, '../shared/data');
+const target = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
+const kilnBin = process.env.KILN_BIN || path.join(target, 'debug', 'kiln');
+const browserBin = process.env.CHROMIUM || '/usr/bin/chromium';
+const outDir = path.join(here, 'out');
+
+// name_band.tif links, as the Rust serve tests make them: two keys, `name` and `band`.
+const LINKS = {
+  'lux_1.tif': 'dem_srtm30s_luxembourg_i16_lzw.tif',
+  'etopo_1.tif': 'global_etopo5_i16_cog.tif',
+  'l8_b2.tif': 'img_l8_224077_utm21n_b2_u16.tif',
+  'l8_b3.tif': 'img_l8_224077_utm21n_b3_u16.tif',
+  'l8_b4.tif': 'img_l8_224077_utm21n_b4_u16.tif',
+  'l7_all.tif': 'img_l7_olinda_utm25s_6band_u8.tif',
+  'bahamas_rgb.tif': 'img_bahamas_utm18n_rgb_cog.tif',
+};
+
+let work;
+let server;
+let base;
+let browser;
+let page;
+const problems = []; // console errors, page errors, failed requests
+
+before(async () => {
+  assert.ok(fs.existsSync(kilnBin), `no kiln binary at ${kilnBin}: run cargo build -p kiln-cli`);
+  assert.ok(fs.existsSync(browserBin), `no Chromium at ${browserBin}: apt-get install chromium`);
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-viewer-e2e-'));
+  for (const [link, file] of Object.entries(LINKS)) {
+    fs.symlinkSync(path.join(data, file), path.join(work, link));
+  }
+  const catalog = path.join(work, 'catalog.sqlite');
+  execFileSync(kilnBin, ['ingest', path.join(work, '{name}_{band}.tif'), '-o', catalog, '--quiet'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  server = spawn(kilnBin, ['serve', '-d', catalog, '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  base = await new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`kiln serve printed no URL: ${seen}`)), 30000);
+    server.stdout.on('data', (chunk) => {
+      seen += chunk;
+      const m = /at (http:\/\/\S+\/)/.exec(seen);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    server.on('exit', (code) => reject(new Error(`kiln serve exited with ${code}: ${seen}`)));
+  });
+  fs.mkdirSync(outDir, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: browserBin,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--no-first-run', '--disable-quic',
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()} @ ${m.location().url}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
+  });
+}, { timeout: 120000 });
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+}, { timeout: 30000 });
+
+const shown7 = (v) => +v.toPrecision(7);
+const seeded = (stats) => `[${shown7(stats.percentiles[1])},${shown7(stats.percentiles[97])}]`;
+
+async function json(rel) {
+  const r = await fetch(new URL(rel, base));
+  assert.equal(r.status, 200, `${rel}: ${await r.clone().text()}`);
+  return r.json();
+}
+
+// Waits until the map has drawn every tile it asked for.
+async function settled() {
+  await page.waitForFunction(() => {
+    const m = window.kiln && window.kiln.map;
+    return m && m.loaded() && m.areTilesLoaded() && !m.isMoving()
+      && (!m.getSource('data') || m.isSourceLoaded('data'));
+  }, null, { timeout: 30000 });
+  // One more frame so the canvas shows what was loaded.
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+}
+
+// Pixels of the map as the user sees it (a screenshot, decoded by the browser's own PNG
+// decoder): how many there are, how many differ from the plain background and graticule, and
+// how many are within `tolerance` of any colour in `palette`, and of the palette's last colour.
+async function mapPixels(palette = [], tolerance = 6) {
+  const png = await page.locator('#map').screenshot();
+  return page.evaluate(async ({ b64, palette, tolerance }) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.width;
+    c.height = img.height;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const px = ctx.getImageData(0, 0, c.width, c.height).data;
+    const plain = [[0xe6, 0xe9, 0xed], [0x9a, 0xa1, 0xaa], [0xc3, 0xc8, 0xcf]];
+    const near = (r, g, b, q) => Math.abs(r - q[0]) + Math.abs(g - q[1]) + Math.abs(b - q[2]) <= tolerance;
+    let data = 0;
+    let inPalette = 0;
+    let atTop = 0;
+    const last = palette[palette.length - 1];
+    for (let i = 0; i < px.length; i += 4) {
+      const [r, g, b] = [px[i], px[i + 1], px[i + 2]];
+      if (plain.some((q) => near(r, g, b, q))) continue;
+      data += 1;
+      if (palette.some((q) => near(r, g, b, q))) inPalette += 1;
+      if (last && near(r, g, b, last)) atTop += 1;
+    }
+    return { total: px.length / 4, data, inPalette, atTop };
+  }, { b64: png.toString('base64'), palette, tolerance });
+}
+
+async function legend() {
+  return page.evaluate(() => {
+    const c = document.getElementById('legend-canvas');
+    const px = c.getContext('2d').getImageData(0, 0, c.width, 1).data;
+    const out = [];
+    for (let i = 0; i < c.width; i += 1) out.push([px[i * 4], px[i * 4 + 1], px[i * 4 + 2], px[i * 4 + 3]]);
+    return { colors: out, colormap: c.dataset.colormap, range: c.dataset.range };
+  });
+}
+
+async function colormap(name, lo, hi) {
+  const q = new URLSearchParams({ stretch_range: `[${lo},${hi}]`, num_values: 255 });
+  if (name) q.set('colormap', name);
+  return (await json(`colormap?${q}`)).colormap.map((e) => e.rgba);
+}
+
+async function selectRow(name, band) {
+  await page.locator(`#ds-table tbody tr[data-keys="${name}/${band}"]`).click();
+  await page.waitForFunction(
+    (k) => document.querySelector('#tile-url').value.includes(`/${k}/`),
+    `${name}/${band}`.replace(/\/[^/]*$/, ''),
+  );
+  // Off the table, so the hover highlight does not tint the map.
+  await page.mouse.move(5, 5);
+  await until(async () => (await hoverFeatures()).length === 0, 'the hover footprint to go');
+  await settled();
+}
+
+// Moves the mouse to the middle of the map and returns what the read-out shows.
+async function pointUnderCursor(dx = 0, dy = 0) {
+  const box = await page.locator('#map').boundingBox();
+  await page.evaluate(() => { delete document.getElementById('readout').dataset.values; });
+  await page.mouse.move(box.x + box.width / 2 + dx, box.y + box.height / 2 + dy);
+  await page.waitForFunction(() => document.getElementById('readout').dataset.values !== undefined);
+  return page.evaluate(() => {
+    const d = document.getElementById('readout').dataset;
+    return { lon: +d.lon, lat: +d.lat, values: JSON.parse(d.values) };
+  });
+}
+
+test('the viewer page loads and lists the catalog', async () => {
+  await page.goto(base);
+  await page.waitForSelector('body[data-ready=true]');
+  const rows = await page.locator('#ds-table tbody tr').count();
+  const listed = await json('datasets');
+  assert.equal(rows, listed.total);
+  assert.equal(rows, Object.keys(LINKS).length);
+  assert.equal(await page.locator('#ds-total').textContent(), String(rows));
+  assert.deepEqual(
+    await page.locator('#ds-table thead th').allTextContents(),
+    (await json('keys')).keys.map((k) => k.key),
+  );
+});
+
+test('key filters and paging narrow the table', async () => {
+  await page.locator('#filters input[data-key=name]').fill('L8');
+  await page.waitForFunction(() => document.querySelectorAll('#ds-table tbody tr').length === 3);
+  assert.deepEqual(
+    await page.locator('#ds-table tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.keys)),
+    ['l8/b2', 'l8/b3', 'l8/b4'],
+  );
+  await page.locator('#filters input[data-key=name]').fill('');
+  await page.locator('#ds-limit').selectOption('10');
+  await page.waitForFunction(() => document.querySelectorAll('#ds-table tbody tr').length === 7);
+  // Seven datasets in pages of ten: one page, both buttons off.
+  assert.equal(await page.locator('#ds-page').textContent(), 'page 1 / 1');
+  assert.ok(await page.locator('#ds-next').isDisabled());
+});
+
+// Polls `probe` (in Node) until it returns something truthy.
+async function until(probe, what, ms = 15000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const got = await probe();
+    if (got) return got;
+    assert.ok(Date.now() < end, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+const hoverFeatures = () => page.evaluate(async () => (await window.kiln.map.getSource('hover').getData()).features);
+
+test('hovering a row draws its footprint', async () => {
+  await page.locator('#ds-table tbody tr[data-keys="lux/1"]').hover();
+  const drawn = await until(async () => (await hoverFeatures())[0], 'the footprint');
+  const meta = await json('metadata/lux/1');
+  assert.deepEqual(drawn.geometry, meta.convex_hull);
+  await page.mouse.move(5, 5);
+  await until(async () => (await hoverFeatures()).length === 0, 'the footprint to go');
+});
+
+test('singleband: select, colormap, stretch, legend and point value', async () => {
+  await selectRow('lux', '1');
+  const meta = await json('metadata/lux/1');
+  // Fit to bounds: the map view holds the dataset.
+  const view = await page.evaluate(() => window.kiln.map.getBounds().toArray());
+  const [w, s, e, n] = meta.bounds;
+  assert.ok(view[0][0] <= w && view[0][1] <= s && view[1][0] >= e && view[1][1] >= n, `${view} holds ${meta.bounds}`);
+  // Sliders start at the 2nd and 98th percentiles.
+  // The viewer shows (and sends) seven significant digits.
+  const lo = shown7(meta.percentiles[1]);
+  const hi = shown7(meta.percentiles[97]);
+  assert.equal(+(await page.inputValue('#sb-min')), lo);
+  assert.equal(+(await page.inputValue('#sb-max')), hi);
+
+  // Uncoloured first: grey pixels, the legend is /colormap's grey ramp.
+  let shown = await legend();
+  assert.deepEqual(shown.colors, await colormap('', lo, hi));
+  const grey = await mapPixels(await colormap('', lo, hi));
+  assert.ok(grey.data > grey.total * 0.1, `data pixels ${grey.data} of ${grey.total}`);
+
+  await page.selectOption('#sb-colormap', 'viridis');
+  await page.waitForFunction(() => document.getElementById('legend-canvas').dataset.colormap === 'viridis');
+  await settled();
+  shown = await legend();
+  const viridis = await colormap('viridis', lo, hi);
+  assert.deepEqual(shown.colors, viridis, 'legend = /colormap');
+  await page.screenshot({ path: path.join(outDir, 'singleband-viridis.png') });
+  const colored = await mapPixels(viridis);
+  assert.ok(colored.data > colored.total * 0.1, `data pixels ${colored.data} of ${colored.total}`);
+  // Nearly every data pixel is a viridis colour (the rest: footprint outline, antialiasing).
+  assert.ok(colored.inPalette > colored.data * 0.9, `${colored.inPalette} of ${colored.data} in viridis`);
+
+  // Stretch: a narrow range at the bottom saturates most pixels to the top colour.
+  await page.fill('#sb-max', String(lo + 1));
+  await page.waitForFunction((r) => document.getElementById('legend-canvas').dataset.range === r, `[${lo},${lo + 1}]`);
+  await settled();
+  assert.match(await page.inputValue('#tile-url'), new RegExp(`stretch_range=%5B${lo}%2C${lo + 1}%5D`));
+  shown = await legend();
+  assert.deepEqual(shown.colors, await colormap('viridis', lo, lo + 1));
+  const saturated = await mapPixels(viridis);
+  assert.ok(saturated.atTop > saturated.data * 0.8, `${saturated.atTop} of ${saturated.data} at the top colour`);
+  assert.ok(saturated.atTop > colored.atTop * 5, 'the stretch changed the picture');
+  await page.fill('#sb-max', String(hi));
+  await page.waitForFunction((r) => document.getElementById('legend-canvas').dataset.range === r, `[${lo},${hi}]`);
+  await settled();
+
+  // The read-out under the cursor equals /point at the same place.
+  const p = await pointUnderCursor();
+  const direct = await json(`point/lux/1?lon=${p.lon}&lat=${p.lat}`);
+  assert.deepEqual(p.values, [direct.values[0]]);
+  assert.equal(typeof p.values[0], 'number', 'the middle of the map is inside the data');
+  const text = await page.locator('#readout').textContent();
+  assert.ok(text.includes(`value: ${direct.values[0]}`), text);
+  await page.screenshot({ path: path.join(outDir, 'singleband.png') });
+});
+
+test('RGB from three datasets: the b4/b3/b2 triple', async () => {
+  await selectRow('l8', 'b4');
+  await page.click('.tabs button[data-mode=rgb]');
+  await page.waitForFunction(() => document.getElementById('tile-url').value.includes('/rgb/'));
+  await settled();
+  assert.equal(await page.locator('input[name=rgb-source][value=datasets]').isChecked(), true);
+  assert.deepEqual(
+    [await page.inputValue('#rgb-r'), await page.inputValue('#rgb-g'), await page.inputValue('#rgb-b')],
+    ['b4', 'b3', 'b2'],
+  );
+  const url = new URL(await page.inputValue('#tile-url'));
+  assert.equal(decodeURI(url.pathname), '/rgb/l8/{z}/{x}/{y}.png');
+  assert.deepEqual([url.searchParams.get('r'), url.searchParams.get('g'), url.searchParams.get('b')], ['b4', 'b3', 'b2']);
+  // Per-band ranges start at each band's own 2nd-98th percentiles.
+  for (const [c, band] of [['r', 'b4'], ['g', 'b3'], ['b', 'b2']]) {
+    const m = await json(`metadata/l8/${band}`);
+    assert.equal(url.searchParams.get(`${c}_range`), seeded(m));
+  }
+  assert.equal(await page.locator('#legend').isHidden(), true);
+  const px = await mapPixels();
+  assert.ok(px.data > px.total * 0.1, `data pixels ${px.data} of ${px.total}`);
+  const p = await pointUnderCursor(10, 10);
+  const want = [];
+  for (const band of ['b4', 'b3', 'b2']) want.push((await json(`point/l8/${band}?lon=${p.lon}&lat=${p.lat}`)).values[0]);
+  assert.deepEqual(p.values, want);
+  assert.ok(want.every((v) => typeof v === 'number'), `inside the data: ${want}`);
+  await page.screenshot({ path: path.join(outDir, 'rgb-datasets.png') });
+
+  // A channel changed by hand: its range follows that band.
+  await page.selectOption('#rgb-b', 'b3');
+  await page.waitForFunction(() => new URL(document.getElementById('tile-url').value).searchParams.get('b') === 'b3');
+  const b3 = await json('metadata/l8/b3');
+  assert.equal(new URL(await page.inputValue('#tile-url')).searchParams.get('b_range'), seeded(b3));
+  await settled();
+});
+
+test('RGB from three bands of one dataset', async () => {
+  await page.click('.tabs button[data-mode=singleband]');
+  await selectRow('l7', 'all');
+  await page.click('.tabs button[data-mode=rgb]');
+  await page.waitForFunction(() => document.getElementById('tile-url').value.includes('/rgb/l7/all/'));
+  assert.equal(await page.locator('input[name=rgb-source][value=bands]').isChecked(), true);
+  await page.selectOption('#rgb-r', '3');
+  await page.selectOption('#rgb-g', '2');
+  await page.selectOption('#rgb-b', '1');
+  await page.waitForFunction(() => new URL(document.getElementById('tile-url').value).searchParams.get('b') === '1');
+  await settled();
+  const url = new URL(await page.inputValue('#tile-url'));
+  assert.deepEqual([url.searchParams.get('r'), url.searchParams.get('g'), url.searchParams.get('b')], ['3', '2', '1']);
+  const meta = await json('metadata/l7/all');
+  assert.equal(url.searchParams.get('r_range'), seeded(meta.bands[2]));
+  const px = await mapPixels();
+  assert.ok(px.data > px.total * 0.1, `data pixels ${px.data} of ${px.total}`);
+  const p = await pointUnderCursor();
+  const direct = await json(`point/l7/all?lon=${p.lon}&lat=${p.lat}`);
+  assert.deepEqual(p.values, [direct.values[2], direct.values[1], direct.values[0]]);
+  await page.screenshot({ path: path.join(outDir, 'rgb-bands.png') });
+});
+
+test('compute: a normalised difference of two datasets', async () => {
+  await page.click('.tabs button[data-mode=singleband]');
+  await selectRow('l8', 'b4');
+  await page.click('.tabs button[data-mode=compute]');
+  await page.check('input[name=cp-source][value=datasets]');
+  await page.fill('#cp-expression', '(v1 - v2) / (v1 + v2)');
+  await page.selectOption('#cp-v1', 'b4');
+  await page.selectOption('#cp-v2', 'b2');
+  await page.fill('#cp-min', '-0.2');
+  await page.fill('#cp-max', '0.3');
+  await page.selectOption('#cp-colormap', 'rdbu');
+  await page.click('#cp-apply');
+  await page.waitForFunction(() => document.getElementById('legend-canvas').dataset.colormap === 'rdbu'
+    && document.getElementById('tile-url').value.includes('/compute/'));
+  await settled();
+  const url = new URL(await page.inputValue('#tile-url'));
+  assert.equal(decodeURI(url.pathname), '/compute/l8/{z}/{x}/{y}.png');
+  assert.equal(url.searchParams.get('expression'), '(v1 - v2) / (v1 + v2)');
+  assert.deepEqual([url.searchParams.get('v1'), url.searchParams.get('v2')], ['b4', 'b2']);
+  const rdbu = await colormap('rdbu', -0.2, 0.3);
+  assert.deepEqual((await legend()).colors, rdbu);
+  const px = await mapPixels(rdbu);
+  assert.ok(px.data > px.total * 0.1, `data pixels ${px.data} of ${px.total}`);
+  assert.ok(px.inPalette > px.data * 0.9, `${px.inPalette} of ${px.data} in rdbu`);
+  const p = await pointUnderCursor(-10, 5);
+  const v1 = (await json(`point/l8/b4?lon=${p.lon}&lat=${p.lat}`)).values[0];
+  const v2 = (await json(`point/l8/b2?lon=${p.lon}&lat=${p.lat}`)).values[0];
+  assert.deepEqual(p.values, [v1, v2]);
+  await page.screenshot({ path: path.join(outDir, 'compute.png') });
+});
+
+test('the tile URL is copied and serves a tile', async () => {
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base.replace(/\/$/, '') });
+  await page.click('#copy-url');
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  assert.equal(copied, await page.inputValue('#tile-url'));
+  const tile = await fetch(copied.replace('{z}/{x}/{y}', '0/0/0'));
+  assert.equal(tile.status, 200);
+  assert.equal(tile.headers.get('content-type'), 'image/png');
+});
+
+test('bad input is reported on the page, not thrown', async () => {
+  await page.fill('#cp-expression', 'v1 +* 2');
+  await page.click('#cp-apply');
+  await page.waitForSelector('#message:not([hidden])');
+  const message = await page.locator('#message').textContent();
+  assert.match(message, /400/);
+  assert.match(message, /expression/);
+  // The 400 answer is the one expected problem; nothing else went wrong.
+  const unexpected = problems.filter((p) => !(p.includes('400') && p.includes('tilejson.json')));
+  assert.deepEqual(unexpected, []);
+  problems.length = 0;
+});
+
+test('no console errors, page errors or failed requests', () => {
+  assert.deepEqual(problems, []);
+});

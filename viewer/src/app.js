@@ -1,0 +1,740 @@
+// Kiln's web viewer: a dataset browser and layer controls over Kiln's HTTP API, drawn with
+// MapLibre GL JS (embedded in the binary). Every request is relative to the page, so the
+// viewer works behind a reverse proxy that mounts Kiln under a path prefix.
+'use strict';
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const enc = encodeURIComponent;
+  const CHANNELS = ['r', 'g', 'b'];
+  const VARS = ['v1', 'v2', 'v3', 'v4', 'v5'];
+  const BACKGROUND = '#e6e9ed';
+
+  const state = {
+    config: { colormaps: [], basemap: null },
+    keys: [],
+    page: 0,
+    limit: 25,
+    total: 0,
+    filters: {},
+    selected: null, // { keys: [..], meta }
+    siblings: [], // values of the last key among datasets sharing the other keys
+    mode: 'singleband',
+    tilejson: null,
+  };
+  const metaCache = new Map();
+
+  // ---- HTTP ----------------------------------------------------------------------------
+  async function api(path, options) {
+    const response = await fetch(path, options);
+    if (!response.ok) {
+      let message = response.statusText;
+      try {
+        message = (await response.json()).message || message;
+      } catch (_) {
+        /* not JSON: keep the status text */
+      }
+      throw new Error(`${response.status}: ${message}`);
+    }
+    return response.json();
+  }
+  const keyPath = (values) => values.map(enc).join('/');
+  function metadata(values) {
+    const id = keyPath(values);
+    if (!metaCache.has(id)) {
+      const p = api(`metadata/${id}`);
+      p.catch(() => metaCache.delete(id));
+      metaCache.set(id, p);
+    }
+    return metaCache.get(id);
+  }
+
+  function showMessage(text) {
+    const box = $('message');
+    box.textContent = text || '';
+    box.hidden = !text;
+  }
+
+  function debounce(fn, ms) {
+    let timer = null;
+    return (...args) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fn(...args), ms);
+    };
+  }
+
+  const fmt = (v) => {
+    if (v === null || v === undefined || Number.isNaN(v)) return '–';
+    if (Number.isInteger(v)) return String(v);
+    const a = Math.abs(v);
+    return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(+v.toPrecision(6));
+  };
+
+  // Percentile p (1..99) of band statistics; null when the catalog has none.
+  function percentile(stats, p) {
+    const list = stats && stats.percentiles;
+    return list && list.length >= p ? list[p - 1] : null;
+  }
+  function bandStats(meta, band) {
+    return (meta.bands && meta.bands[band - 1]) || meta;
+  }
+  function seedRange(stats) {
+    let lo = percentile(stats, 2);
+    let hi = percentile(stats, 98);
+    if (lo === null || hi === null) [lo, hi] = stats.range || [0, 1];
+    if (!(hi > lo)) hi = lo + 1;
+    return [lo, hi];
+  }
+
+  // ---- Map -----------------------------------------------------------------------------
+  const map = new maplibregl.Map({
+    container: 'map',
+    style: {
+      version: 8,
+      sources: {},
+      layers: [{ id: 'background', type: 'background', paint: { 'background-color': BACKGROUND } }],
+    },
+    center: [0, 20],
+    zoom: 1.2,
+    hash: true,
+    dragRotate: false,
+    pitchWithRotate: false,
+    attributionControl: { compact: true },
+  });
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
+  map.addControl(new maplibregl.ScaleControl(), 'bottom-left');
+  map.on('error', (e) => {
+    const err = e && e.error;
+    const status = err && err.status ? ` (${err.status})` : '';
+    showMessage(`map: ${(err && err.message) || 'error'}${status}`);
+  });
+
+  const emptyCollection = { type: 'FeatureCollection', features: [] };
+
+  function graticuleStep(zoom) {
+    const steps = [[2, 30], [3, 20], [4, 10], [5, 5], [6, 2], [7, 1], [8, 0.5], [9, 0.25], [10, 0.1]];
+    for (const [z, step] of steps) if (zoom < z) return step;
+    return 0.05;
+  }
+  function graticule() {
+    const b = map.getBounds();
+    const step = graticuleStep(map.getZoom());
+    const west = Math.max(-180, Math.floor(b.getWest() / step) * step);
+    const east = Math.min(180, Math.ceil(b.getEast() / step) * step);
+    const south = Math.max(-85, Math.floor(b.getSouth() / step) * step);
+    const north = Math.min(85, Math.ceil(b.getNorth() / step) * step);
+    const features = [];
+    const line = (coordinates, major) => features.push({
+      type: 'Feature', properties: { major }, geometry: { type: 'LineString', coordinates },
+    });
+    for (let x = west; x <= east + 1e-9; x += step) line([[x, south], [x, north]], Math.abs(x) < 1e-9);
+    for (let y = south; y <= north + 1e-9; y += step) line([[west, y], [east, y]], Math.abs(y) < 1e-9);
+    return { type: 'FeatureCollection', features };
+  }
+  function updateGraticule() {
+    const source = map.getSource('graticule');
+    if (source) source.setData($('graticule').checked ? graticule() : emptyCollection);
+  }
+
+  function addOverlays() {
+    map.addSource('graticule', { type: 'geojson', data: emptyCollection });
+    map.addLayer({
+      id: 'graticule', type: 'line', source: 'graticule',
+      paint: {
+        'line-color': ['case', ['get', 'major'], '#9aa1aa', '#c3c8cf'],
+        'line-width': ['case', ['get', 'major'], 1.2, 0.7],
+      },
+    });
+    for (const id of ['selected', 'hover']) map.addSource(id, { type: 'geojson', data: emptyCollection });
+    map.addLayer({
+      id: 'hover-fill', type: 'fill', source: 'hover',
+      paint: { 'fill-color': '#b5451b', 'fill-opacity': 0.15 },
+    });
+    map.addLayer({
+      id: 'hover-line', type: 'line', source: 'hover',
+      paint: { 'line-color': '#b5451b', 'line-width': 2 },
+    });
+    map.addLayer({
+      id: 'selected-line', type: 'line', source: 'selected',
+      paint: { 'line-color': '#1f2328', 'line-width': 1, 'line-dasharray': [3, 2] },
+    });
+    map.on('moveend', updateGraticule);
+    updateGraticule();
+  }
+
+  function footprint(meta) {
+    if (meta.convex_hull && meta.convex_hull.type) {
+      return { type: 'Feature', properties: {}, geometry: meta.convex_hull };
+    }
+    const [w, s, e, n] = meta.bounds;
+    return {
+      type: 'Feature', properties: {},
+      geometry: { type: 'Polygon', coordinates: [[[w, s], [e, s], [e, n], [w, n], [w, s]]] },
+    };
+  }
+
+  function setBasemap(url) {
+    if (map.getLayer('basemap')) map.removeLayer('basemap');
+    if (map.getSource('basemap')) map.removeSource('basemap');
+    if (!url) return;
+    map.addSource('basemap', { type: 'raster', tiles: [url], tileSize: 256 });
+    map.addLayer({ id: 'basemap', type: 'raster', source: 'basemap' }, 'graticule');
+  }
+
+  // ---- Dataset browser ------------------------------------------------------------------
+  function filterValue(text) {
+    // Plain text finds key values containing it; `*` patterns and [a,b] lists pass as typed.
+    if (text.includes('*') || text.startsWith('[')) return text;
+    return `*${text}*`;
+  }
+
+  async function loadDatasets() {
+    const params = new URLSearchParams({ limit: state.limit, page: state.page });
+    for (const [key, text] of Object.entries(state.filters)) {
+      if (text.trim()) params.set(key, filterValue(text.trim()));
+    }
+    let page;
+    try {
+      page = await api(`datasets?${params}`);
+    } catch (e) {
+      showMessage(`datasets: ${e.message}`);
+      return;
+    }
+    state.total = page.total ?? page.datasets.length;
+    const pages = Math.max(1, Math.ceil(state.total / state.limit));
+    if (state.page >= pages && state.page > 0) {
+      state.page = pages - 1;
+      return loadDatasets();
+    }
+    $('ds-total').textContent = `${state.total}`;
+    $('ds-page').textContent = `page ${state.page + 1} / ${pages}`;
+    $('ds-prev').disabled = state.page === 0;
+    $('ds-next').disabled = state.page + 1 >= pages;
+    const body = document.querySelector('#ds-table tbody');
+    body.replaceChildren();
+    for (const ds of page.datasets) {
+      const values = state.keys.map((k) => ds[k]);
+      const tr = document.createElement('tr');
+      tr.dataset.keys = keyPath(values);
+      for (const v of values) {
+        const td = document.createElement('td');
+        td.textContent = v;
+        td.title = v;
+        tr.append(td);
+      }
+      tr.addEventListener('mouseenter', () => hover(values, tr));
+      tr.addEventListener('mouseleave', () => hover(null));
+      tr.addEventListener('click', () => select(values));
+      if (state.selected && keyPath(state.selected.keys) === tr.dataset.keys) tr.classList.add('selected');
+      body.append(tr);
+    }
+  }
+
+  let hovered = null;
+  const showHover = debounce(async (values, row) => {
+    if (!values || hovered !== keyPath(values)) return;
+    try {
+      const meta = await metadata(values);
+      if (hovered === keyPath(values)) {
+        map.getSource('hover').setData({ type: 'FeatureCollection', features: [footprint(meta)] });
+      }
+    } catch (e) {
+      // Hovering is a glance: mark the row instead of raising an alarm; selecting it reports.
+      row.classList.add('broken');
+      for (const td of row.cells) td.title = e.message;
+    }
+  }, 120);
+  function hover(values, row) {
+    hovered = values ? keyPath(values) : null;
+    if (!values) {
+      const source = map.getSource('hover');
+      if (source) source.setData(emptyCollection);
+      return;
+    }
+    showHover(values, row);
+  }
+
+  function fitTo(bounds) {
+    const [w, s, e, n] = bounds;
+    map.fitBounds([[w, Math.max(s, -85)], [e, Math.min(n, 85)]], { padding: 30, duration: 0, maxZoom: 18 });
+  }
+
+  async function select(values) {
+    let meta;
+    try {
+      meta = await metadata(values);
+    } catch (e) {
+      showMessage(`metadata of ${keyPath(values)}: ${e.message}`);
+      return;
+    }
+    showMessage('');
+    state.selected = { keys: values, meta };
+    for (const tr of document.querySelectorAll('#ds-table tbody tr')) {
+      tr.classList.toggle('selected', tr.dataset.keys === keyPath(values));
+    }
+    const shown = state.keys.map((k, i) => `${k}=${values[i]}`).join('  ');
+    $('selected-keys').textContent = `${shown}  ·  ${meta.band_count ?? 1} band(s), ${meta.dtype ?? ''}`;
+    map.getSource('selected').setData({ type: 'FeatureCollection', features: [footprint(meta)] });
+    fitTo(meta.bounds);
+    const params = new URLSearchParams(location.search);
+    params.set('dataset', keyPath(values));
+    history.replaceState(null, '', `?${params}${location.hash}`);
+    $('layer').hidden = false;
+    $('url-box').hidden = false;
+    await loadSiblings(values);
+    setupSingleband(meta);
+    await setupRgb(meta);
+    setupCompute(meta);
+    await updateLayer();
+  }
+
+  async function loadSiblings(values) {
+    // Datasets equal in every key but the last: the choices for RGB and compute by dataset.
+    const params = new URLSearchParams({ limit: 1000 });
+    state.keys.slice(0, -1).forEach((k, i) => params.set(k, values[i]));
+    try {
+      const page = await api(`datasets?${params}`);
+      const last = state.keys[state.keys.length - 1];
+      state.siblings = page.datasets.map((d) => d[last]);
+    } catch (e) {
+      state.siblings = [values[values.length - 1]];
+      showMessage(`datasets: ${e.message}`);
+    }
+  }
+  const siblingKeys = (value) => [...state.selected.keys.slice(0, -1), value];
+
+  // ---- Layer controls -------------------------------------------------------------------
+  function fillColormaps(select, chosen) {
+    select.replaceChildren(new Option('none (grey)', ''));
+    for (const name of state.config.colormaps) select.append(new Option(name, name));
+    select.value = chosen;
+  }
+
+  function setStretchDomain(stats) {
+    const [lo, hi] = stats.range || seedRange(stats);
+    const span = hi > lo ? hi - lo : 1;
+    for (const id of ['sb-min-range', 'sb-max-range']) {
+      const el = $(id);
+      el.min = lo;
+      el.max = lo + span;
+      el.step = span / 1000;
+    }
+  }
+  function setStretch(lo, hi) {
+    $('sb-min').value = fmt(lo) === '–' ? '' : +lo.toPrecision(7);
+    $('sb-max').value = fmt(hi) === '–' ? '' : +hi.toPrecision(7);
+    $('sb-min-range').value = lo;
+    $('sb-max-range').value = hi;
+  }
+  function resetStretch() {
+    const stats = bandStats(state.selected.meta, +$('sb-band').value || 1);
+    setStretchDomain(stats);
+    const [lo, hi] = seedRange(stats);
+    setStretch(lo, hi);
+  }
+
+  function setupSingleband(meta) {
+    const count = meta.band_count || 1;
+    const band = $('sb-band');
+    band.replaceChildren();
+    for (let b = 1; b <= count; b += 1) band.append(new Option(`band ${b}`, String(b)));
+    $('band-row').hidden = count < 2;
+    resetStretch();
+  }
+
+  function channelOptions(select, source, meta) {
+    select.replaceChildren();
+    if (source === 'bands') {
+      for (let b = 1; b <= (meta.band_count || 1); b += 1) select.append(new Option(`band ${b}`, String(b)));
+    } else {
+      for (const v of state.siblings) select.append(new Option(v, v));
+    }
+  }
+
+  // Statistics of a channel choice: a band of the selected dataset or a sibling dataset.
+  async function choiceStats(source, value) {
+    if (source === 'bands') return bandStats(state.selected.meta, +value);
+    return bandStats(await metadata(siblingKeys(value)), 1);
+  }
+
+  function defaultRgbDatasets() {
+    // Landsat-style band names: red = b4, green = b3, blue = b2 when all three exist.
+    const find = (n) => state.siblings.find((v) => new RegExp(`(^|[^0-9])0?${n}$`, 'i').test(v));
+    const picks = [find(4), find(3), find(2)];
+    if (picks.every(Boolean)) return picks;
+    const s = state.siblings;
+    return [s[0], s[Math.min(1, s.length - 1)], s[Math.min(2, s.length - 1)]];
+  }
+
+  async function setupRgb(meta) {
+    const multi = (meta.band_count || 1) >= 3;
+    const source = multi ? 'bands' : 'datasets';
+    document.querySelector(`input[name=rgb-source][value=${source}]`).checked = true;
+    await buildChannels();
+  }
+
+  async function buildChannels() {
+    const source = document.querySelector('input[name=rgb-source]:checked').value;
+    const meta = state.selected.meta;
+    const box = $('rgb-channels');
+    box.replaceChildren();
+    const defaults = source === 'bands' ? ['1', '2', '3'] : defaultRgbDatasets();
+    for (const [i, c] of CHANNELS.entries()) {
+      const div = document.createElement('div');
+      div.className = 'channel';
+      div.dataset.channel = c;
+      div.innerHTML = `<label class="row">${c.toUpperCase()} <select id="rgb-${c}"></select></label>
+        <label class="row">range <input id="rgb-${c}-min" type="number" step="any"> &ndash;
+        <input id="rgb-${c}-max" type="number" step="any"></label>`;
+      box.append(div);
+      const select = $(`rgb-${c}`);
+      channelOptions(select, source, meta);
+      if (defaults[i] !== undefined) select.value = defaults[i];
+      select.addEventListener('change', async () => {
+        await seedChannel(c, source);
+        updateLayer();
+      });
+      for (const end of ['min', 'max']) $(`rgb-${c}-${end}`).addEventListener('input', layerSoon);
+      await seedChannel(c, source);
+    }
+  }
+
+  async function seedChannel(c, source) {
+    try {
+      const [lo, hi] = seedRange(await choiceStats(source, $(`rgb-${c}`).value));
+      $(`rgb-${c}-min`).value = +lo.toPrecision(7);
+      $(`rgb-${c}-max`).value = +hi.toPrecision(7);
+    } catch (e) {
+      showMessage(`metadata: ${e.message}`);
+    }
+  }
+
+  function setupCompute(meta) {
+    const multi = (meta.band_count || 1) > 1;
+    document.querySelector(`input[name=cp-source][value=${multi ? 'bands' : 'datasets'}]`).checked = true;
+    buildVars();
+    const [lo, hi] = seedRange(bandStats(meta, 1));
+    $('cp-min').value = +lo.toPrecision(7);
+    $('cp-max').value = +hi.toPrecision(7);
+  }
+
+  function buildVars() {
+    const source = document.querySelector('input[name=cp-source]:checked').value;
+    const box = $('cp-vars');
+    box.replaceChildren();
+    const current = state.selected.keys[state.selected.keys.length - 1];
+    for (const [i, v] of VARS.entries()) {
+      const label = document.createElement('label');
+      label.className = 'row';
+      label.textContent = `${v} `;
+      const select = document.createElement('select');
+      select.id = `cp-${v}`;
+      channelOptions(select, source, state.selected.meta);
+      select.prepend(new Option('—', ''));
+      select.value = i === 0 ? (source === 'bands' ? '1' : current) : '';
+      label.append(select);
+      box.append(label);
+    }
+  }
+
+  // ---- The layer: URL, map source, legend -----------------------------------------------
+  const range = (lo, hi) => `[${lo},${hi}]`;
+  const numberOf = (id) => {
+    const v = Number.parseFloat($(id).value);
+    return Number.isFinite(v) ? v : null;
+  };
+
+  // The current layer as { path, params, points, legend } or an error message.
+  function layerSpec() {
+    const sel = state.selected;
+    const full = keyPath(sel.keys);
+    const prefix = keyPath(sel.keys.slice(0, -1));
+    const params = new URLSearchParams();
+    if (state.mode === 'singleband') {
+      const lo = numberOf('sb-min');
+      const hi = numberOf('sb-max');
+      if (lo === null || hi === null) return { error: 'stretch: give numbers for min and max' };
+      const band = +$('sb-band').value || 1;
+      if ((sel.meta.band_count || 1) > 1) params.set('band', band);
+      params.set('stretch_range', range(lo, hi));
+      const cmap = $('sb-colormap').value;
+      if (cmap) params.set('colormap', cmap);
+      return {
+        path: `singleband/${full}`, params,
+        points: [{ label: 'value', keys: sel.keys, band }],
+        legend: { colormap: cmap, lo, hi },
+      };
+    }
+    if (state.mode === 'rgb') {
+      const source = document.querySelector('input[name=rgb-source]:checked').value;
+      const points = [];
+      for (const c of CHANNELS) {
+        const value = $(`rgb-${c}`).value;
+        if (!value) return { error: `RGB: choose the ${c.toUpperCase()} channel` };
+        params.set(c, value);
+        const lo = numberOf(`rgb-${c}-min`);
+        const hi = numberOf(`rgb-${c}-max`);
+        if (lo !== null && hi !== null) params.set(`${c}_range`, range(lo, hi));
+        points.push(source === 'bands'
+          ? { label: c.toUpperCase(), keys: sel.keys, band: +value }
+          : { label: c.toUpperCase(), keys: siblingKeys(value), band: 1 });
+      }
+      const path = source === 'bands' ? `rgb/${full}` : `rgb${prefix ? `/${prefix}` : ''}`;
+      return { path, params, points, legend: null };
+    }
+    const expression = $('cp-expression').value.trim();
+    if (!expression) return { error: 'compute: write an expression, e.g. (v2 - v1) / (v2 + v1)' };
+    const source = document.querySelector('input[name=cp-source]:checked').value;
+    params.set('expression', expression);
+    const used = VARS.filter((v) => new RegExp(`\\b${v}\\b`).test(expression));
+    const points = [];
+    for (const v of used) {
+      const value = $(`cp-${v}`).value;
+      if (!value) return { error: `compute: the expression uses ${v}; choose what ${v} is` };
+      params.set(v, value);
+      points.push(source === 'bands'
+        ? { label: v, keys: sel.keys, band: +value }
+        : { label: v, keys: siblingKeys(value), band: 1 });
+    }
+    const lo = numberOf('cp-min');
+    const hi = numberOf('cp-max');
+    if (lo === null || hi === null) return { error: 'compute: give numbers for the range' };
+    params.set('stretch_range', range(lo, hi));
+    const cmap = $('cp-colormap').value;
+    if (cmap) params.set('colormap', cmap);
+    const path = source === 'bands' ? `compute/${full}` : `compute${prefix ? `/${prefix}` : ''}`;
+    return { path, params, points, legend: { colormap: cmap, lo, hi } };
+  }
+
+  let layerSeq = 0;
+  let currentSpec = null;
+  async function updateLayer() {
+    if (!state.selected) return;
+    const seq = ++layerSeq;
+    const spec = layerSpec();
+    if (spec.error) {
+      showMessage(spec.error);
+      return;
+    }
+    let tj;
+    try {
+      tj = await api(`${spec.path}/tilejson.json?${spec.params}`);
+    } catch (e) {
+      if (seq === layerSeq) showMessage(`layer: ${e.message}`);
+      return;
+    }
+    if (seq !== layerSeq) return;
+    showMessage('');
+    currentSpec = spec;
+    setDataLayer(tj);
+    $('tile-url').value = tj.tiles[0];
+    $('tilejson-link').href = `${spec.path}/tilejson.json?${spec.params}`;
+    await updateLegend(spec.legend, seq);
+  }
+  const layerSoon = debounce(updateLayer, 250);
+
+  function setDataLayer(tj) {
+    const same = state.tilejson
+      && JSON.stringify([state.tilejson.bounds, state.tilejson.minzoom, state.tilejson.maxzoom])
+        === JSON.stringify([tj.bounds, tj.minzoom, tj.maxzoom]);
+    const source = map.getSource('data');
+    if (source && same) {
+      source.setTiles(tj.tiles);
+    } else {
+      if (map.getLayer('data')) map.removeLayer('data');
+      if (source) map.removeSource('data');
+      map.addSource('data', {
+        type: 'raster', tiles: tj.tiles, tileSize: 256,
+        bounds: tj.bounds, minzoom: tj.minzoom, maxzoom: tj.maxzoom,
+      });
+      map.addLayer({
+        id: 'data', type: 'raster', source: 'data',
+        paint: {
+          'raster-opacity': +$('opacity').value,
+          'raster-fade-duration': 0,
+          'raster-resampling': 'nearest',
+        },
+      }, 'hover-fill');
+    }
+    state.tilejson = tj;
+  }
+
+  async function updateLegend(legend, seq) {
+    const box = $('legend');
+    if (!legend) {
+      box.hidden = true;
+      return;
+    }
+    const params = new URLSearchParams({ stretch_range: range(legend.lo, legend.hi), num_values: 255 });
+    if (legend.colormap) params.set('colormap', legend.colormap);
+    let list;
+    try {
+      list = (await api(`colormap?${params}`)).colormap;
+    } catch (e) {
+      showMessage(`legend: ${e.message}`);
+      return;
+    }
+    if (seq !== layerSeq) return;
+    const canvas = $('legend-canvas');
+    canvas.width = list.length;
+    canvas.height = 1;
+    const ctx = canvas.getContext('2d');
+    const image = ctx.createImageData(list.length, 1);
+    list.forEach((entry, i) => image.data.set(entry.rgba, i * 4));
+    ctx.putImageData(image, 0, 0);
+    canvas.dataset.colormap = legend.colormap;
+    canvas.dataset.range = range(legend.lo, legend.hi);
+    $('legend-min').textContent = fmt(legend.lo);
+    $('legend-max').textContent = fmt(legend.hi);
+    box.hidden = false;
+  }
+
+  // ---- Value under the cursor -----------------------------------------------------------
+  let pointSeq = 0;
+  const readPoint = debounce(async (lngLat) => {
+    const out = $('readout');
+    if (!currentSpec) return;
+    const seq = ++pointSeq;
+    const lon = +lngLat.lng.toFixed(7);
+    const lat = +lngLat.lat.toFixed(7);
+    if (Math.abs(lat) > 85.05 || Math.abs(lon) > 180) return;
+    const groups = new Map();
+    for (const p of currentSpec.points) groups.set(keyPath(p.keys), p.keys);
+    try {
+      const answers = new Map();
+      await Promise.all([...groups].map(async ([id]) => {
+        answers.set(id, await api(`point/${id}?lon=${lon}&lat=${lat}`));
+      }));
+      if (seq !== pointSeq) return;
+      const values = currentSpec.points.map((p) => {
+        const answer = answers.get(keyPath(p.keys));
+        return answer.values[p.band - 1] ?? null;
+      });
+      const lines = [`${lon.toFixed(5)}, ${lat.toFixed(5)}`];
+      currentSpec.points.forEach((p, i) => lines.push(`${p.label}: ${fmt(values[i])}`));
+      out.textContent = lines.join('\n');
+      out.style.whiteSpace = 'pre';
+      out.dataset.lon = lon;
+      out.dataset.lat = lat;
+      out.dataset.values = JSON.stringify(values);
+    } catch (e) {
+      if (seq === pointSeq) out.textContent = `point: ${e.message}`;
+    }
+  }, 80);
+
+  // ---- Wiring ---------------------------------------------------------------------------
+  function wire() {
+    $('ds-prev').addEventListener('click', () => { state.page -= 1; loadDatasets(); });
+    $('ds-next').addEventListener('click', () => { state.page += 1; loadDatasets(); });
+    $('ds-limit').addEventListener('change', (e) => {
+      state.limit = +e.target.value;
+      state.page = 0;
+      loadDatasets();
+    });
+    for (const tab of document.querySelectorAll('.tabs button')) {
+      tab.addEventListener('click', () => {
+        state.mode = tab.dataset.mode;
+        for (const t of document.querySelectorAll('.tabs button')) {
+          t.setAttribute('aria-selected', String(t === tab));
+        }
+        for (const m of ['singleband', 'rgb', 'compute']) $(`mode-${m}`).hidden = m !== state.mode;
+        updateLayer();
+      });
+    }
+    $('sb-band').addEventListener('change', () => { resetStretch(); updateLayer(); });
+    $('sb-colormap').addEventListener('change', updateLayer);
+    $('sb-reset').addEventListener('click', () => { resetStretch(); updateLayer(); });
+    for (const end of ['min', 'max']) {
+      $(`sb-${end}-range`).addEventListener('input', (e) => {
+        $(`sb-${end}`).value = +(+e.target.value).toPrecision(7);
+        layerSoon();
+      });
+      $(`sb-${end}`).addEventListener('input', (e) => {
+        $(`sb-${end}-range`).value = e.target.value;
+        layerSoon();
+      });
+    }
+    for (const radio of document.querySelectorAll('input[name=rgb-source]')) {
+      radio.addEventListener('change', async () => { await buildChannels(); updateLayer(); });
+    }
+    for (const radio of document.querySelectorAll('input[name=cp-source]')) {
+      radio.addEventListener('change', buildVars);
+    }
+    $('cp-apply').addEventListener('click', updateLayer);
+    $('cp-expression').addEventListener('keydown', (e) => { if (e.key === 'Enter') updateLayer(); });
+    $('cp-colormap').addEventListener('change', updateLayer);
+    $('opacity').addEventListener('input', (e) => {
+      if (map.getLayer('data')) map.setPaintProperty('data', 'raster-opacity', +e.target.value);
+    });
+    $('copy-url').addEventListener('click', async () => {
+      const input = $('tile-url');
+      try {
+        await navigator.clipboard.writeText(input.value);
+      } catch (_) {
+        input.select();
+        document.execCommand('copy');
+      }
+      $('copy-url').textContent = 'Copied';
+      setTimeout(() => { $('copy-url').textContent = 'Copy'; }, 1200);
+    });
+    $('graticule').addEventListener('change', updateGraticule);
+    $('basemap-url').addEventListener('change', (e) => {
+      const url = e.target.value.trim();
+      if (url && !/^https?:\/\/.*\{z\}.*\{x\}.*\{y\}/.test(url)) {
+        showMessage('base map: give an http(s) URL with {z}, {x} and {y}');
+        return;
+      }
+      showMessage('');
+      localStorage.setItem('kiln.basemap', url);
+      setBasemap(url);
+    });
+    map.on('mousemove', (e) => readPoint(e.lngLat.wrap()));
+    map.getCanvas().addEventListener('mouseleave', () => { $('readout').textContent = ''; });
+  }
+
+  async function start() {
+    try {
+      state.config = await api('viewer/config.json');
+      state.keys = (await api('keys')).keys.map((k) => k.key);
+    } catch (e) {
+      showMessage(`cannot reach the Kiln API: ${e.message}`);
+      return;
+    }
+    const head = document.querySelector('#ds-table thead tr');
+    const filters = $('filters');
+    for (const key of state.keys) {
+      const th = document.createElement('th');
+      th.textContent = key;
+      head.append(th);
+      const input = document.createElement('input');
+      input.type = 'search';
+      input.placeholder = key;
+      input.setAttribute('aria-label', `filter ${key}`);
+      input.dataset.key = key;
+      input.addEventListener('input', debounce(() => {
+        state.filters[key] = input.value;
+        state.page = 0;
+        loadDatasets();
+      }, 200));
+      filters.append(input);
+    }
+    fillColormaps($('sb-colormap'), '');
+    fillColormaps($('cp-colormap'), 'viridis');
+    const basemap = localStorage.getItem('kiln.basemap') ?? state.config.basemap ?? '';
+    $('basemap-url').value = basemap;
+    setBasemap(basemap);
+    wire();
+    await loadDatasets();
+    const wanted = new URLSearchParams(location.search).get('dataset');
+    if (wanted) await select(wanted.split('/').map(decodeURIComponent));
+    document.body.dataset.ready = 'true';
+  }
+
+  // For the browser console (and the end-to-end test): the map and the viewer's state.
+  window.kiln = { map, state };
+
+  map.on('load', () => {
+    addOverlays();
+    start();
+  });
+})();
