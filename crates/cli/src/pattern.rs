@@ -318,14 +318,37 @@ fn literal_dir_prefix(pattern: &str) -> String {
             other => literal.push(other),
         }
     }
-    if pattern.contains('|') {
-        // Alternatives can each start anywhere: search from the current directory.
+    if has_top_level_alternation(pattern) {
+        // Alternatives of the whole pattern can each start anywhere: search from the current
+        // directory. (An alternation inside a group comes after the literal prefix.)
         return String::new();
     }
     match literal.rfind('/') {
         Some(i) => literal[..=i].to_owned(),
         None => String::new(),
     }
+}
+
+/// Whether `pattern` has a `|` outside every group and character class.
+fn has_top_level_alternation(pattern: &str) -> bool {
+    let mut depth = 0usize;
+    let mut in_class = false;
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            ']' if in_class => in_class = false,
+            _ if in_class => {}
+            '[' => in_class = true,
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            '|' if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Collects candidate file paths below `dir` (as typed, empty for the current directory).
@@ -439,6 +462,11 @@ mod tests {
         assert_eq!(literal_dir_prefix(r"../d/(?P<a>.+)\.tif"), "../d/");
         assert_eq!(literal_dir_prefix(r"(?P<a>\w+)\.tif"), "");
         assert_eq!(literal_dir_prefix(r"a/b/(?P<k>x)|c/(?P<l>y)"), "");
+        // An alternation inside a group does not move the root.
+        assert_eq!(literal_dir_prefix(r"../d/(?P<k>ab|cd)\.tif"), "../d/");
+        assert_eq!(literal_dir_prefix(r"../d/(?P<k>[|x]+)\.tif"), "../d/");
+        assert_eq!(literal_dir_prefix(r"../d/(?P<k>\(|x)\.tif"), "../d/");
+        assert_eq!(literal_dir_prefix(r"../d/(?P<k>x)\||y"), "");
         let c = Compiled::from_regex(r"d/(x)(?P<b>\w+)-(?P<a>\w+)\.tif").unwrap();
         assert_eq!(c.keys, ["b", "a"]);
         assert_eq!(c.groups, [usize::MAX, 0, 1]);
