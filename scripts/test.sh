@@ -24,7 +24,8 @@ else
     [ viewer/package-lock.json -nt viewer/node_modules/.package-lock.json ]; then
     (cd viewer && npm ci --no-audit --no-fund --loglevel=error)
   fi
-  cargo build -p kiln-cli --locked --quiet
+  # The same feature set as the tests above, so this is nearly free after them.
+  cargo build --workspace --bins --locked --quiet
   e2e_status=0
   node --test --test-timeout=120000 --test-reporter=spec viewer/e2e/ 2>&1 | tee -a "$log" || e2e_status=$?
   # node's spec reporter ends with "ℹ pass N" / "ℹ fail N"; count them like cargo's lines.

@@ -77,6 +77,14 @@ fn run() -> Result<(), String> {
         }
         Err(reason) => {
             println!("cargo::warning=the web viewer is built without MapLibre GL JS: {reason}");
+            // A path that does not exist makes cargo rerun this script on every build, so the
+            // viewer appears as soon as `npm ci` has run or npm is installed.
+            println!(
+                "cargo::rerun-if-changed={}",
+                viewer
+                    .join("node_modules/maplibre-gl/dist/maplibre-gl.js")
+                    .display()
+            );
             Some(reason)
         }
     };
@@ -163,12 +171,15 @@ fn maplibre_dist(viewer: &Path, out: &Path) -> Result<PathBuf, String> {
     }
     let work = out.join("npm");
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let dist = work.join("node_modules/maplibre-gl/dist");
+    // An earlier `npm ci` here counts only if it installed the lock file we have now.
+    let lock = std::fs::read(viewer.join("package-lock.json")).ok();
+    let installed = std::fs::read(work.join("package-lock.json")).ok();
+    if lock.is_some() && lock == installed && has_dist(&dist) {
+        return Ok(dist);
+    }
     for name in ["package.json", "package-lock.json"] {
         copy(&viewer.join(name), &work.join(name))?;
-    }
-    let dist = work.join("node_modules/maplibre-gl/dist");
-    if has_dist(&dist) {
-        return Ok(dist);
     }
     let output = Command::new("npm")
         .args([
@@ -179,6 +190,10 @@ fn maplibre_dist(viewer: &Path, out: &Path) -> Result<PathBuf, String> {
             "--no-fund",
             "--prefer-offline",
             "--fetch-retries=1",
+            // npm waits 5 minutes per request by default; a closed network should not stall
+            // a build that long.
+            "--fetch-timeout=20000",
+            "--fetch-retry-maxtimeout=20000",
             "--loglevel=error",
         ])
         .current_dir(&work)

@@ -23,6 +23,7 @@
     tilejson: null,
   };
   const metaCache = new Map();
+  let pointSeq = 0; // read-out answers older than this are dropped
 
   // ---- HTTP ----------------------------------------------------------------------------
   async function api(path, options) {
@@ -188,7 +189,9 @@
     return `*${text}*`;
   }
 
+  let datasetsSeq = 0;
   async function loadDatasets() {
+    const seq = ++datasetsSeq;
     const params = new URLSearchParams({ limit: state.limit, page: state.page });
     for (const [key, text] of Object.entries(state.filters)) {
       if (text.trim()) params.set(key, filterValue(text.trim()));
@@ -197,9 +200,10 @@
     try {
       page = await api(`datasets?${params}`);
     } catch (e) {
-      showMessage(`datasets: ${e.message}`);
+      if (seq === datasetsSeq) showMessage(`datasets: ${e.message}`);
       return;
     }
+    if (seq !== datasetsSeq) return; // a newer filter or page is on its way
     state.total = page.total ?? page.datasets.length;
     const pages = Math.max(1, Math.ceil(state.total / state.limit));
     if (state.page >= pages && state.page > 0) {
@@ -224,7 +228,7 @@
       }
       tr.addEventListener('mouseenter', () => hover(values, tr));
       tr.addEventListener('mouseleave', () => hover(null));
-      tr.addEventListener('click', () => select(values));
+      tr.addEventListener('click', () => select(values).catch((e) => showMessage(e.message)));
       if (state.selected && keyPath(state.selected.keys) === tr.dataset.keys) tr.classList.add('selected');
       body.append(tr);
     }
@@ -259,14 +263,21 @@
     map.fitBounds([[w, Math.max(s, -85)], [e, Math.min(n, 85)]], { padding: 30, duration: 0, maxZoom: 18 });
   }
 
+  // Each selection gets a number; an older one still awaiting answers stops when it sees a
+  // newer number, so two quick clicks never mix their datasets.
+  let selectSeq = 0;
+  const stale = (seq) => seq !== selectSeq;
+
   async function select(values) {
+    const seq = ++selectSeq;
     let meta;
     try {
       meta = await metadata(values);
     } catch (e) {
-      showMessage(`metadata of ${keyPath(values)}: ${e.message}`);
+      if (!stale(seq)) showMessage(`metadata of ${keyPath(values)}: ${e.message}`);
       return;
     }
+    if (stale(seq)) return;
     showMessage('');
     state.selected = { keys: values, meta };
     for (const tr of document.querySelectorAll('#ds-table tbody tr')) {
@@ -281,25 +292,38 @@
     history.replaceState(null, '', `?${params}${location.hash}`);
     $('layer').hidden = false;
     $('url-box').hidden = false;
-    await loadSiblings(values);
+    dropLayer();
+    const siblings = await loadSiblings(values);
+    if (stale(seq)) return;
+    state.siblings = siblings;
     setupSingleband(meta);
-    await setupRgb(meta);
+    await setupRgb(meta, seq);
+    if (stale(seq)) return;
     setupCompute(meta);
     await updateLayer();
   }
 
   async function loadSiblings(values) {
     // Datasets equal in every key but the last: the choices for RGB and compute by dataset.
+    // The filter is exact (as a list of one, so a value with `*` is still a pattern on the
+    // server; the rows are checked again here).
     const params = new URLSearchParams({ limit: 1000 });
-    state.keys.slice(0, -1).forEach((k, i) => params.set(k, values[i]));
+    const fixed = state.keys.slice(0, -1);
+    fixed.forEach((k, i) => params.set(k, values[i]));
+    const last = state.keys[state.keys.length - 1];
+    const current = values[values.length - 1];
+    let found = [];
     try {
       const page = await api(`datasets?${params}`);
-      const last = state.keys[state.keys.length - 1];
-      state.siblings = page.datasets.map((d) => d[last]);
+      found = page.datasets
+        .filter((d) => fixed.every((k, i) => d[k] === values[i]))
+        .map((d) => d[last]);
     } catch (e) {
-      state.siblings = [values[values.length - 1]];
       showMessage(`datasets: ${e.message}`);
     }
+    // The selected dataset is always a choice, even past the first thousand.
+    if (!found.includes(current)) found.unshift(current);
+    return found;
   }
   const siblingKeys = (value) => [...state.selected.keys.slice(0, -1), value];
 
@@ -358,22 +382,23 @@
   }
 
   function defaultRgbDatasets() {
-    // Landsat-style band names: red = b4, green = b3, blue = b2 when all three exist.
-    const find = (n) => state.siblings.find((v) => new RegExp(`(^|[^0-9])0?${n}$`, 'i').test(v));
+    // Landsat 8 band names: red = b4, green = b3, blue = b2 when all three exist, as a
+    // whole token ("B04", "band4", "4", "…_b4_…").
+    const find = (n) => state.siblings.find((v) => new RegExp(`(^|[^a-z0-9])(b|band)?0?${n}($|[^0-9])`, 'i').test(v));
     const picks = [find(4), find(3), find(2)];
-    if (picks.every(Boolean)) return picks;
+    if (picks.every(Boolean) && new Set(picks).size === 3) return picks;
     const s = state.siblings;
     return [s[0], s[Math.min(1, s.length - 1)], s[Math.min(2, s.length - 1)]];
   }
 
-  async function setupRgb(meta) {
+  async function setupRgb(meta, seq) {
     const multi = (meta.band_count || 1) >= 3;
     const source = multi ? 'bands' : 'datasets';
     document.querySelector(`input[name=rgb-source][value=${source}]`).checked = true;
-    await buildChannels();
+    await buildChannels(seq);
   }
 
-  async function buildChannels() {
+  async function buildChannels(seq = selectSeq) {
     const source = document.querySelector('input[name=rgb-source]:checked').value;
     const meta = state.selected.meta;
     const box = $('rgb-channels');
@@ -391,21 +416,24 @@
       channelOptions(select, source, meta);
       if (defaults[i] !== undefined) select.value = defaults[i];
       select.addEventListener('change', async () => {
-        await seedChannel(c, source);
-        updateLayer();
+        await seedChannel(c, source, selectSeq);
+        layerNow();
       });
       for (const end of ['min', 'max']) $(`rgb-${c}-${end}`).addEventListener('input', layerSoon);
-      await seedChannel(c, source);
     }
+    // Seeded together; a newer selection or rebuild makes these answers moot.
+    await Promise.all(CHANNELS.map((c) => seedChannel(c, source, seq)));
   }
 
-  async function seedChannel(c, source) {
+  async function seedChannel(c, source, seq) {
+    const select = $(`rgb-${c}`);
     try {
-      const [lo, hi] = seedRange(await choiceStats(source, $(`rgb-${c}`).value));
+      const [lo, hi] = seedRange(await choiceStats(source, select.value));
+      if (stale(seq) || !select.isConnected) return;
       $(`rgb-${c}-min`).value = +lo.toPrecision(7);
       $(`rgb-${c}-max`).value = +hi.toPrecision(7);
     } catch (e) {
-      showMessage(`metadata: ${e.message}`);
+      if (!stale(seq)) showMessage(`metadata: ${e.message}`);
     }
   }
 
@@ -454,6 +482,7 @@
       const lo = numberOf('sb-min');
       const hi = numberOf('sb-max');
       if (lo === null || hi === null) return { error: 'stretch: give numbers for min and max' };
+      if (lo > hi) return { error: `stretch: min ${lo} is above max ${hi}` };
       const band = +$('sb-band').value || 1;
       if ((sel.meta.band_count || 1) > 1) params.set('band', band);
       params.set('stretch_range', range(lo, hi));
@@ -474,7 +503,10 @@
         params.set(c, value);
         const lo = numberOf(`rgb-${c}-min`);
         const hi = numberOf(`rgb-${c}-max`);
-        if (lo !== null && hi !== null) params.set(`${c}_range`, range(lo, hi));
+        if (lo !== null && hi !== null) {
+          if (lo > hi) return { error: `RGB: the ${c.toUpperCase()} range min ${lo} is above its max ${hi}` };
+          params.set(`${c}_range`, range(lo, hi));
+        }
         points.push(source === 'bands'
           ? { label: c.toUpperCase(), keys: sel.keys, band: +value }
           : { label: c.toUpperCase(), keys: siblingKeys(value), band: 1 });
@@ -499,6 +531,7 @@
     const lo = numberOf('cp-min');
     const hi = numberOf('cp-max');
     if (lo === null || hi === null) return { error: 'compute: give numbers for the range' };
+    if (lo > hi) return { error: `compute: range min ${lo} is above max ${hi}` };
     params.set('stretch_range', range(lo, hi));
     const cmap = $('cp-colormap').value;
     if (cmap) params.set('colormap', cmap);
@@ -508,11 +541,29 @@
 
   let layerSeq = 0;
   let currentSpec = null;
+
+  // No layer on the map: what a failed layer leaves, so nothing stale stays on screen.
+  function dropLayer() {
+    if (map.getLayer('data')) map.removeLayer('data');
+    if (map.getSource('data')) map.removeSource('data');
+    state.tilejson = null;
+    currentSpec = null;
+    pointSeq += 1;
+    $('readout').textContent = '';
+    $('tile-url').value = '';
+    $('legend').hidden = true;
+  }
+
+  // The tile URL template, absolute, on the page's own origin and path (so a proxy prefix is
+  // kept); the braces stay literal for XYZ clients.
+  const tileTemplate = (spec) => `${new URL(`${spec.path}/`, location.href).href}{z}/{x}/{y}.png?${spec.params}`;
+
   async function updateLayer() {
     if (!state.selected) return;
     const seq = ++layerSeq;
     const spec = layerSpec();
     if (spec.error) {
+      dropLayer();
       showMessage(spec.error);
       return;
     }
@@ -520,18 +571,24 @@
     try {
       tj = await api(`${spec.path}/tilejson.json?${spec.params}`);
     } catch (e) {
-      if (seq === layerSeq) showMessage(`layer: ${e.message}`);
+      if (seq === layerSeq) {
+        dropLayer();
+        showMessage(`layer: ${e.message}`);
+      }
       return;
     }
     if (seq !== layerSeq) return;
     showMessage('');
     currentSpec = spec;
-    setDataLayer(tj);
-    $('tile-url').value = tj.tiles[0];
+    pointSeq += 1;
+    const tiles = [tileTemplate(spec)];
+    setDataLayer({ ...tj, tiles });
+    $('tile-url').value = tiles[0];
     $('tilejson-link').href = `${spec.path}/tilejson.json?${spec.params}`;
     await updateLegend(spec.legend, seq);
   }
-  const layerSoon = debounce(updateLayer, 250);
+  const layerNow = () => updateLayer().catch((e) => showMessage(e.message));
+  const layerSoon = debounce(layerNow, 250);
 
   function setDataLayer(tj) {
     const same = state.tilejson
@@ -571,7 +628,10 @@
     try {
       list = (await api(`colormap?${params}`)).colormap;
     } catch (e) {
-      showMessage(`legend: ${e.message}`);
+      if (seq === layerSeq) {
+        box.hidden = true;
+        showMessage(`legend: ${e.message}`);
+      }
       return;
     }
     if (seq !== layerSeq) return;
@@ -590,28 +650,28 @@
   }
 
   // ---- Value under the cursor -----------------------------------------------------------
-  let pointSeq = 0;
   const readPoint = debounce(async (lngLat) => {
     const out = $('readout');
-    if (!currentSpec) return;
+    const spec = currentSpec;
+    if (!spec) return;
     const seq = ++pointSeq;
     const lon = +lngLat.lng.toFixed(7);
     const lat = +lngLat.lat.toFixed(7);
     if (Math.abs(lat) > 85.05 || Math.abs(lon) > 180) return;
     const groups = new Map();
-    for (const p of currentSpec.points) groups.set(keyPath(p.keys), p.keys);
+    for (const p of spec.points) groups.set(keyPath(p.keys), p.keys);
     try {
       const answers = new Map();
       await Promise.all([...groups].map(async ([id]) => {
         answers.set(id, await api(`point/${id}?lon=${lon}&lat=${lat}`));
       }));
       if (seq !== pointSeq) return;
-      const values = currentSpec.points.map((p) => {
+      const values = spec.points.map((p) => {
         const answer = answers.get(keyPath(p.keys));
         return answer.values[p.band - 1] ?? null;
       });
       const lines = [`${lon.toFixed(5)}, ${lat.toFixed(5)}`];
-      currentSpec.points.forEach((p, i) => lines.push(`${p.label}: ${fmt(values[i])}`));
+      spec.points.forEach((p, i) => lines.push(`${p.label}: ${fmt(values[i])}`));
       out.textContent = lines.join('\n');
       out.style.whiteSpace = 'pre';
       out.dataset.lon = lon;
@@ -638,12 +698,12 @@
           t.setAttribute('aria-selected', String(t === tab));
         }
         for (const m of ['singleband', 'rgb', 'compute']) $(`mode-${m}`).hidden = m !== state.mode;
-        updateLayer();
+        layerNow();
       });
     }
-    $('sb-band').addEventListener('change', () => { resetStretch(); updateLayer(); });
-    $('sb-colormap').addEventListener('change', updateLayer);
-    $('sb-reset').addEventListener('click', () => { resetStretch(); updateLayer(); });
+    $('sb-band').addEventListener('change', () => { resetStretch(); layerNow(); });
+    $('sb-colormap').addEventListener('change', layerNow);
+    $('sb-reset').addEventListener('click', () => { resetStretch(); layerNow(); });
     for (const end of ['min', 'max']) {
       $(`sb-${end}-range`).addEventListener('input', (e) => {
         $(`sb-${end}`).value = +(+e.target.value).toPrecision(7);
@@ -655,14 +715,14 @@
       });
     }
     for (const radio of document.querySelectorAll('input[name=rgb-source]')) {
-      radio.addEventListener('change', async () => { await buildChannels(); updateLayer(); });
+      radio.addEventListener('change', () => buildChannels().then(layerNow, (e) => showMessage(e.message)));
     }
     for (const radio of document.querySelectorAll('input[name=cp-source]')) {
       radio.addEventListener('change', buildVars);
     }
-    $('cp-apply').addEventListener('click', updateLayer);
-    $('cp-expression').addEventListener('keydown', (e) => { if (e.key === 'Enter') updateLayer(); });
-    $('cp-colormap').addEventListener('change', updateLayer);
+    $('cp-apply').addEventListener('click', layerNow);
+    $('cp-expression').addEventListener('keydown', (e) => { if (e.key === 'Enter') layerNow(); });
+    $('cp-colormap').addEventListener('change', layerNow);
     $('opacity').addEventListener('input', (e) => {
       if (map.getLayer('data')) map.setPaintProperty('data', 'raster-opacity', +e.target.value);
     });
@@ -689,7 +749,10 @@
       setBasemap(url);
     });
     map.on('mousemove', (e) => readPoint(e.lngLat.wrap()));
-    map.getCanvas().addEventListener('mouseleave', () => { $('readout').textContent = ''; });
+    map.getCanvas().addEventListener('mouseleave', () => {
+      pointSeq += 1; // an answer still on its way must not repaint the read-out
+      $('readout').textContent = '';
+    });
   }
 
   async function start() {
@@ -726,7 +789,13 @@
     wire();
     await loadDatasets();
     const wanted = new URLSearchParams(location.search).get('dataset');
-    if (wanted) await select(wanted.split('/').map(decodeURIComponent));
+    if (wanted) {
+      try {
+        await select(wanted.split('/').map(decodeURIComponent));
+      } catch (e) {
+        showMessage(`?dataset=${wanted}: ${e.message}`);
+      }
+    }
     document.body.dataset.ready = 'true';
   }
 
@@ -735,6 +804,6 @@
 
   map.on('load', () => {
     addOverlays();
-    start();
+    start().catch((e) => showMessage(e.message));
   });
 })();

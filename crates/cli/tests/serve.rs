@@ -2159,6 +2159,58 @@ fn viewer_is_served_from_the_binary() {
 }
 
 #[test]
+fn one_key_catalogs_pick_rgb_and_compute_datasets_without_keys_in_the_path() {
+    // A single key: RGB and compute name whole datasets, so the path holds no keys at all.
+    let pattern = format!(
+        "{}/(?P<file>l8_b[0-9])\\.tif",
+        regex_escape(fixture().dir.to_str().unwrap())
+    );
+    let s = Server::start(&["--regex", "-r", &pattern]);
+    assert!(
+        s.banner.starts_with("Kiln serving 3 datasets"),
+        "{}",
+        s.banner
+    );
+    let query = [("r", "l8_b4"), ("g", "l8_b3"), ("b", "l8_b2")];
+    let tj = s.json(&url("/rgb/tilejson.json", &query));
+    let template = tj["tiles"][0].as_str().unwrap();
+    let port = s.port;
+    assert!(
+        template.starts_with(&format!(
+            "http://127.0.0.1:{port}/rgb/{{z}}/{{x}}/{{y}}.png?"
+        )),
+        "{template}"
+    );
+    let local = template.trim_start_matches(&format!("http://127.0.0.1:{port}"));
+    let tile = s.get(&local.replace("{z}/{x}/{y}", "9/178/293"));
+    assert_eq!(tile.status, 200, "{}", tile.text());
+    assert_eq!(tile.header("content-type"), Some("image/png"));
+    let compute = [
+        ("expression", "v1 - v2"),
+        ("v1", "l8_b4"),
+        ("v2", "l8_b2"),
+        ("stretch_range", "[-500,500]"),
+    ];
+    let tj = s.json(&url("/compute/tilejson.json", &compute));
+    assert!(
+        tj["tiles"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{port}/compute/{{z}}/{{x}}/{{y}}.png?")),
+        "{tj}"
+    );
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
+
+#[test]
 fn basemap_setting_is_checked() {
     for bad in [
         "tiles.example.org/{z}/{x}/{y}.png",

@@ -950,11 +950,12 @@ fn tilejson(
             }
         },
     };
-    let path: Vec<String> = keys.iter().map(|k| percent_encode(k)).collect();
-    let url = format!(
-        "{scheme}://{host}/{route}/{}/{{z}}/{{x}}/{{y}}.{ext}{query}",
-        path.join("/")
-    );
+    // `/rgb/{z}/{x}/{y}.png` in a one-key catalog: no empty segment for the keys.
+    let keys_path: String = keys
+        .iter()
+        .map(|k| format!("/{}", percent_encode(k)))
+        .collect();
+    let url = format!("{scheme}://{host}/{route}{keys_path}/{{z}}/{{x}}/{{y}}.{ext}{query}");
     let b = &r.metadata.bounds_wgs84;
     let (maxzoom, minzoom) = zoom_range(app, r);
     let center_zoom = minzoom.max(maxzoom.saturating_sub(3).min(maxzoom));

@@ -37,23 +37,41 @@ fn escape_html(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Whether `Accept-Encoding` takes gzip (`gzip` or `*`, without `q=0`).
+/// Whether `Accept-Encoding` takes gzip: a `gzip` entry decides by its weight, otherwise a
+/// `*` entry does (RFC 9110 §12.5.3); `q=0` refuses.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let mut gzip = None;
+    let mut any = None;
+    for item in headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or("");
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-        })
+    {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let weight = parts
+            .find_map(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
+            .unwrap_or(1.0);
+        if coding.eq_ignore_ascii_case("gzip") {
+            gzip = Some(weight);
+        } else if coding == "*" {
+            any = Some(weight);
+        }
+    }
+    gzip.or(any).is_some_and(|w| w > 0.0)
+}
+
+/// Whether `If-None-Match` names `etag`: `*`, or any listed tag compared weakly (a proxy may
+/// have turned ours into `W/"..."`).
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
 }
 
 /// Answers with an embedded file (gzipped when the client takes it), or 304 when the client
@@ -66,10 +84,7 @@ fn file_response(headers: &HeaderMap, name: &str) -> Option<Response> {
     } else {
         (*plain, format!("\"{}-{name}\"", files::TAG))
     };
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let fresh = not_modified(headers, &etag);
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -148,9 +163,26 @@ mod tests {
         assert!(with("br;q=1.0, GZIP;q=0.5"));
         assert!(with("*"));
         assert!(!with("gzip;q=0"));
+        assert!(!with("gzip;q=0, *"), "an explicit gzip entry beats *");
+        assert!(with("identity;q=0.5, *;q=0.1"));
         assert!(!with("deflate, br"));
         assert!(!with("identity"));
         assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn etags_match_weakly_and_star_matches_all() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+            not_modified(&h, "\"t-app.js\"")
+        };
+        assert!(with("\"t-app.js\""));
+        assert!(with("W/\"t-app.js\""));
+        assert!(with("\"other\", \"t-app.js\""));
+        assert!(with("*"));
+        assert!(!with("\"t-app.css\""));
+        assert!(!not_modified(&HeaderMap::new(), "\"t-app.js\""));
     }
 
     #[test]
