@@ -60,7 +60,8 @@ before(async () => {
       '--no-first-run', '--disable-quic',
     ],
   });
-  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  page = await context.newPage();
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(`console: ${m.text()} @ ${m.location().url}`);
   });
@@ -151,6 +152,32 @@ async function mapPixels(palette = [], tolerance = 6) {
     }
     return { total: px.length / 4, data, inPalette, atTop };
   }, { b64: png.toString('base64'), palette, tolerance });
+}
+
+// Opens the page's current URL in a second tab, as someone given the link would, and returns
+// what that tab shows once its layer is drawn; the tab is closed again.
+async function reopened() {
+  const link = page.url();
+  const other = await page.context().newPage();
+  other.on('pageerror', (e) => problems.push(`page error (shared link): ${e.message}`));
+  other.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console (shared link): ${m.text()} @ ${m.location().url}`);
+  });
+  try {
+    await other.goto(link);
+    await other.waitForSelector('body[data-ready=true]');
+    await other.waitForFunction(() => document.getElementById('tile-url').value !== '');
+    return {
+      link,
+      tileUrl: await other.inputValue('#tile-url'),
+      mode: await other.getAttribute('.tabs button[aria-selected=true]', 'data-mode'),
+      view: await other.evaluate(() => window.kiln.map.getBounds().toArray()),
+      legend: await other.evaluate(() => document.getElementById('legend').hidden
+        ? null : document.getElementById('legend-canvas').dataset.range),
+    };
+  } finally {
+    await other.close();
+  }
 }
 
 async function legend() {
@@ -385,6 +412,14 @@ test('RGB from three datasets: the b4/b3/b2 triple', async () => {
   assert.ok(want.every((v) => typeof v === 'number'), `inside the data: ${want}`);
   await page.screenshot({ path: path.join(outDir, 'rgb-datasets.png') });
 
+  // The page URL is a link to this view: another tab opens the same layer at the same place.
+  const shared = await reopened();
+  assert.equal(shared.tileUrl, await page.inputValue('#tile-url'), shared.link);
+  assert.equal(shared.mode, 'rgb');
+  const here = await page.evaluate(() => window.kiln.map.getBounds().toArray());
+  assert.ok(Math.abs(shared.view[0][0] - here[0][0]) < 1e-3 && Math.abs(shared.view[1][1] - here[1][1]) < 1e-3,
+    `${shared.view} vs ${here}`);
+
   // A channel changed by hand: its range follows that band.
   await page.selectOption('#rgb-b', 'b3');
   await page.waitForFunction(() => new URL(document.getElementById('tile-url').value).searchParams.get('b') === 'b3');
@@ -445,6 +480,10 @@ test('compute: a normalised difference of two datasets', async () => {
   const v2 = (await json(`point/l8/b2?lon=${p.lon}&lat=${p.lat}`)).values[0];
   assert.deepEqual(p.values, [v1, v2]);
   await page.screenshot({ path: path.join(outDir, 'compute.png') });
+  const shared = await reopened();
+  assert.equal(shared.tileUrl, await page.inputValue('#tile-url'), shared.link);
+  assert.equal(shared.mode, 'compute');
+  assert.equal(shared.legend, '[-0.2,0.3]');
 });
 
 test('the tile URL is copied and serves a tile', async () => {

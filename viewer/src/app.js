@@ -268,7 +268,9 @@
   let selectSeq = 0;
   const stale = (seq) => seq !== selectSeq;
 
-  async function select(values) {
+  // `restore`: the page URL's parameters of a shared view (mode, source and the layer's own
+  // parameters), applied to the controls before the first layer is drawn.
+  async function select(values, restore = null) {
     const seq = ++selectSeq;
     let meta;
     try {
@@ -286,10 +288,9 @@
     const shown = state.keys.map((k, i) => `${k}=${values[i]}`).join('  ');
     $('selected-keys').textContent = `${shown}  ·  ${meta.band_count ?? 1} band(s), ${meta.dtype ?? ''}`;
     map.getSource('selected').setData({ type: 'FeatureCollection', features: [footprint(meta)] });
-    fitTo(meta.bounds);
-    const params = new URLSearchParams(location.search);
-    params.set('dataset', keyPath(values));
-    history.replaceState(null, '', `?${params}${location.hash}`);
+    // A shared link keeps its map position (the URL hash); a click fits the dataset.
+    if (!(restore && location.hash.length > 1)) fitTo(meta.bounds);
+    history.replaceState(null, '', `?${new URLSearchParams({ dataset: keyPath(values) })}${location.hash}`);
     $('layer').hidden = false;
     $('url-box').hidden = false;
     dropLayer();
@@ -300,7 +301,68 @@
     await setupRgb(meta, seq);
     if (stale(seq)) return;
     setupCompute(meta);
+    if (restore) {
+      await applyView(restore, seq);
+      if (stale(seq)) return;
+    }
     await updateLayer();
+  }
+
+  // ---- Shareable views: the page URL holds the dataset, the mode and the layer parameters ----
+  function parseRange(text) {
+    const m = /^\[\s*([^,\]]+?)\s*,\s*([^,\]]+?)\s*\]$/.exec(text || '');
+    if (!m) return null;
+    const [lo, hi] = [Number(m[1]), Number(m[2])];
+    return Number.isFinite(lo) && Number.isFinite(hi) ? [lo, hi] : null;
+  }
+
+  function setRadio(name, value) {
+    if (value === 'bands' || value === 'datasets') {
+      document.querySelector(`input[name=${name}][value=${value}]`).checked = true;
+    }
+  }
+
+  async function applyView(q, seq) {
+    const mode = q.get('mode');
+    if (!['singleband', 'rgb', 'compute'].includes(mode)) return;
+    setMode(mode);
+    if (mode === 'singleband') {
+      if (q.has('band')) {
+        $('sb-band').value = q.get('band');
+        resetStretch();
+      }
+      if (q.has('colormap')) $('sb-colormap').value = q.get('colormap');
+      const r = parseRange(q.get('stretch_range'));
+      if (r) setStretch(r[0], r[1]);
+    } else if (mode === 'rgb') {
+      setRadio('rgb-source', q.get('source'));
+      await buildChannels(seq);
+      if (stale(seq)) return;
+      for (const c of CHANNELS) {
+        if (q.has(c)) $(`rgb-${c}`).value = q.get(c);
+        const r = parseRange(q.get(`${c}_range`));
+        if (r) [$(`rgb-${c}-min`).value, $(`rgb-${c}-max`).value] = r;
+      }
+    } else {
+      setRadio('cp-source', q.get('source'));
+      buildVars();
+      if (q.has('expression')) $('cp-expression').value = q.get('expression');
+      for (const v of VARS) $(`cp-${v}`).value = q.get(v) ?? '';
+      if (q.has('colormap')) $('cp-colormap').value = q.get('colormap');
+      const r = parseRange(q.get('stretch_range'));
+      if (r) [$('cp-min').value, $('cp-max').value] = r;
+    }
+  }
+
+  // The current view as the page URL, so it can be bookmarked or sent.
+  function recordView(spec) {
+    const q = new URLSearchParams({ dataset: keyPath(state.selected.keys), mode: state.mode });
+    if (state.mode !== 'singleband') {
+      const name = state.mode === 'rgb' ? 'rgb-source' : 'cp-source';
+      q.set('source', document.querySelector(`input[name=${name}]:checked`).value);
+    }
+    for (const [k, v] of spec.params) q.set(k, v);
+    history.replaceState(null, '', `?${q}${location.hash}`);
   }
 
   async function loadSiblings(values) {
@@ -579,6 +641,7 @@
     }
     if (seq !== layerSeq) return;
     showMessage('');
+    recordView(spec);
     currentSpec = spec;
     pointSeq += 1;
     const tiles = [tileTemplate(spec)];
@@ -683,6 +746,14 @@
   }, 80);
 
   // ---- Wiring ---------------------------------------------------------------------------
+  function setMode(mode) {
+    state.mode = mode;
+    for (const t of document.querySelectorAll('.tabs button')) {
+      t.setAttribute('aria-selected', String(t.dataset.mode === mode));
+    }
+    for (const m of ['singleband', 'rgb', 'compute']) $(`mode-${m}`).hidden = m !== mode;
+  }
+
   function wire() {
     $('ds-prev').addEventListener('click', () => { state.page -= 1; loadDatasets(); });
     $('ds-next').addEventListener('click', () => { state.page += 1; loadDatasets(); });
@@ -693,11 +764,7 @@
     });
     for (const tab of document.querySelectorAll('.tabs button')) {
       tab.addEventListener('click', () => {
-        state.mode = tab.dataset.mode;
-        for (const t of document.querySelectorAll('.tabs button')) {
-          t.setAttribute('aria-selected', String(t === tab));
-        }
-        for (const m of ['singleband', 'rgb', 'compute']) $(`mode-${m}`).hidden = m !== state.mode;
+        setMode(tab.dataset.mode);
         layerNow();
       });
     }
@@ -788,10 +855,11 @@
     setBasemap(basemap);
     wire();
     await loadDatasets();
-    const wanted = new URLSearchParams(location.search).get('dataset');
+    const shared = new URLSearchParams(location.search);
+    const wanted = shared.get('dataset');
     if (wanted) {
       try {
-        await select(wanted.split('/').map(decodeURIComponent));
+        await select(wanted.split('/').map(decodeURIComponent), shared);
       } catch (e) {
         showMessage(`?dataset=${wanted}: ${e.message}`);
       }
