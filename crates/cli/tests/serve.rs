@@ -1794,6 +1794,35 @@ fn colormap_tilejson_openapi_and_apidoc() {
         .replace(&format!("http://127.0.0.1:{}", s.port), "")
         .replace("{z}/{x}/{y}", "8/132/86");
     assert_eq!(s.get(&first).status, 200);
+    // Behind a proxy: its scheme, host and path prefix, first values of each list.
+    let behind = s.get_with(
+        "/singleband/lux/1/tilejson.json",
+        &[
+            ("X-Forwarded-Proto", "https, http"),
+            ("X-Forwarded-Host", "tiles.example.org"),
+            ("X-Forwarded-Prefix", "/kiln/"),
+        ],
+    );
+    assert_eq!(behind.status, 200);
+    let t = behind.json()["tiles"][0].as_str().unwrap().to_string();
+    assert_eq!(
+        t, "https://tiles.example.org/kiln/singleband/lux/1/{z}/{x}/{y}.png",
+        "{t}"
+    );
+    // Values that are not a plain scheme, host or path are ignored.
+    let odd = s.get_with(
+        "/singleband/lux/1/tilejson.json",
+        &[
+            ("X-Forwarded-Proto", "javascript"),
+            ("X-Forwarded-Host", "evil.example/<x>"),
+            ("X-Forwarded-Prefix", "//other.example"),
+        ],
+    );
+    let t = odd.json()["tiles"][0].as_str().unwrap().to_string();
+    assert!(
+        t.starts_with(&format!("http://127.0.0.1:{}/singleband/lux/1/", s.port)),
+        "{t}"
+    );
     let rgb = s.json("/rgb/l8/tilejson.json?r=b4&g=b3&b=b2");
     assert!(rgb["tiles"][0]
         .as_str()

@@ -914,6 +914,44 @@ pub async fn point(
     })))
 }
 
+/// The first value of a proxy header (proxies append theirs: `a, b`).
+fn forwarded<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let value = headers.get(name)?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    (!first.is_empty()).then_some(first)
+}
+
+/// `scheme://host/prefix` under which clients reach this server: `X-Forwarded-Proto`,
+/// `X-Forwarded-Host` and `X-Forwarded-Prefix` when a proxy sets them, else the `Host` header.
+/// Values that are not a plain scheme, host or path are ignored.
+fn public_base(headers: &HeaderMap) -> String {
+    let host_like = |h: &&str| {
+        h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+    };
+    let scheme = forwarded(headers, "x-forwarded-proto")
+        .filter(|s| s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("http"))
+        .map_or("http".to_string(), str::to_ascii_lowercase);
+    let host = forwarded(headers, "x-forwarded-host")
+        .filter(host_like)
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(host_like)
+        })
+        .unwrap_or("localhost");
+    let prefix = forwarded(headers, "x-forwarded-prefix")
+        .filter(|p| {
+            p.starts_with('/')
+                && !p.contains("//")
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/-._~%".contains(c))
+        })
+        .map_or("", |p| p.trim_end_matches('/'));
+    format!("{scheme}://{host}{prefix}")
+}
+
 /// TileJSON 3.0.0 for a tile route: the same route and query with `{z}/{x}/{y}`.
 fn tilejson(
     app: &AppState,
@@ -923,14 +961,7 @@ fn tilejson(
     q: &Query,
     r: &Resolved,
 ) -> Result<Response, ApiError> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("http");
+    let base = public_base(headers);
     let mut query = String::new();
     for (k, v) in &q.0 {
         query.push(if query.is_empty() { '?' } else { '&' });
@@ -955,7 +986,7 @@ fn tilejson(
         .iter()
         .map(|k| format!("/{}", percent_encode(k)))
         .collect();
-    let url = format!("{scheme}://{host}/{route}{keys_path}/{{z}}/{{x}}/{{y}}.{ext}{query}");
+    let url = format!("{base}/{route}{keys_path}/{{z}}/{{x}}/{{y}}.{ext}{query}");
     let b = &r.metadata.bounds_wgs84;
     let (maxzoom, minzoom) = zoom_range(app, r);
     let center_zoom = minzoom.max(maxzoom.saturating_sub(3).min(maxzoom));
