@@ -300,6 +300,14 @@ test('hovering a row draws its footprint', async () => {
   assert.deepEqual(drawn.geometry, meta.convex_hull);
   await page.mouse.move(5, 5);
   await until(async () => (await hoverFeatures()).length === 0, 'the footprint to go');
+  // The keyboard does the same: focus shows the footprint, Enter selects.
+  await page.locator('#ds-table tbody tr[data-keys="l7/all"]').focus();
+  const focused = await until(async () => (await hoverFeatures())[0], 'the footprint on focus');
+  assert.deepEqual(focused.geometry, (await json('metadata/l7/all')).convex_hull);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.getElementById('tile-url').value.includes('/singleband/l7/all/'));
+  await page.locator('#ds-table tbody tr[data-keys="l7/all"]').blur();
+  await until(async () => (await hoverFeatures()).length === 0, 'the footprint to go on blur');
 });
 
 test('two quick clicks end on the second dataset', async () => {
@@ -509,6 +517,28 @@ test('bad input is reported on the page, not thrown', async () => {
   const unexpected = problems.slice(before).filter((p) => !(p.includes('400') && p.includes('tilejson.json')));
   assert.deepEqual(unexpected, []);
   problems.splice(before);
+});
+
+test('on a high-density screen the map asks for 512 px tiles', async () => {
+  const context = await browser.newContext({ viewport: { width: 900, height: 600 }, deviceScaleFactor: 2 });
+  const hidpi = await context.newPage();
+  const sizes = [];
+  hidpi.on('response', async (r) => {
+    if (r.url().includes('/compute/') && r.url().includes('.png')) {
+      const body = await r.body();
+      sizes.push([new URL(r.url()).searchParams.get('tile_size'), body.readUInt32BE(16), body.readUInt32BE(20)]);
+    }
+  });
+  try {
+    await hidpi.goto(page.url());
+    await hidpi.waitForSelector('body[data-ready=true]');
+    await until(() => sizes.length > 0, '512 px tile responses');
+    assert.ok(sizes.every(([p, w, h]) => p === '[512,512]' && w === 512 && h === 512), JSON.stringify(sizes));
+    // The URL offered to other clients is the plain 256 px one.
+    assert.ok(!(await hidpi.inputValue('#tile-url')).includes('tile_size'));
+  } finally {
+    await context.close();
+  }
 });
 
 test('a one-key catalog (the README\'s -r mode): RGB by dataset and an empty dataset', async () => {

@@ -229,6 +229,16 @@
       tr.addEventListener('mouseenter', () => hover(values, tr));
       tr.addEventListener('mouseleave', () => hover(null));
       tr.addEventListener('click', () => select(values).catch((e) => showMessage(e.message)));
+      // Keyboard: Tab to a row shows its footprint, Enter or Space selects it.
+      tr.tabIndex = 0;
+      tr.addEventListener('focus', () => hover(values, tr));
+      tr.addEventListener('blur', () => hover(null));
+      tr.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          select(values).catch((err) => showMessage(err.message));
+        }
+      });
       if (state.selected && keyPath(state.selected.keys) === tr.dataset.keys) tr.classList.add('selected');
       body.append(tr);
     }
@@ -620,6 +630,15 @@
   // kept); the braces stay literal for XYZ clients.
   const tileTemplate = (spec) => `${new URL(`${spec.path}/`, location.href).href}{z}/{x}/{y}.png?${spec.params}`;
 
+  // On high-density screens the map asks for 512 px tiles and draws them in 256 px slots, so
+  // they are as sharp as the screen; the URL shown for other clients stays at 256 px.
+  function mapTileTemplate(spec) {
+    if (window.devicePixelRatio < 1.5) return tileTemplate(spec);
+    const params = new URLSearchParams(spec.params);
+    params.set('tile_size', '[512,512]');
+    return tileTemplate({ ...spec, params });
+  }
+
   async function updateLayer() {
     if (!state.selected) return;
     const seq = ++layerSeq;
@@ -644,9 +663,8 @@
     recordView(spec);
     currentSpec = spec;
     pointSeq += 1;
-    const tiles = [tileTemplate(spec)];
-    setDataLayer({ ...tj, tiles });
-    $('tile-url').value = tiles[0];
+    setDataLayer({ ...tj, tiles: [mapTileTemplate(spec)] });
+    $('tile-url').value = tileTemplate(spec);
     $('tilejson-link').href = `${spec.path}/tilejson.json?${spec.params}`;
     await updateLegend(spec.legend, seq);
   }
