@@ -431,6 +431,30 @@ pub fn wrap_longitude(lon: f64) -> f64 {
     }
 }
 
+/// The WKT the offline EPSG table holds for a code (for the facts its PROJ.4 string lacks:
+/// the codes of its datum, ellipsoid and prime meridian, and its angular unit).
+pub fn epsg_wkt(code: u32) -> Option<&'static str> {
+    u16::try_from(code)
+        .ok()
+        .and_then(crs_definitions::from_code)
+        .map(|d| d.wkt)
+        .filter(|w| !w.is_empty())
+}
+
+/// The ellipsoid's semi-major and semi-minor axes (metres) of a CRS; `None` when its
+/// definition does not build.
+pub fn ellipsoid_axes(crs: &Crs) -> Option<(f64, f64)> {
+    build_proj(crs).ok().map(|p| p.ellipse_parameters())
+}
+
+/// The prime meridian's longitude east of Greenwich (degrees) of a CRS; `None` when its
+/// definition does not build.
+pub fn prime_meridian_degrees(crs: &Crs) -> Option<f64> {
+    build_proj(crs)
+        .ok()
+        .map(|p| p.from_greenwich().to_degrees())
+}
+
 /// Builds a `proj4rs` projection, falling back to "no datum shift" when the definition needs
 /// grid files that are not available (see the module docs).
 fn build_proj(crs: &Crs) -> Result<Proj, CoreError> {
