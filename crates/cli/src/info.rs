@@ -22,6 +22,10 @@ pub async fn run(args: InfoArgs) -> anyhow::Result<()> {
         .describe_path(&args.file)
         .await
         .with_context(|| format!("cannot describe {}", args.file.display()))?;
+    // The JSON says it too; a person reading the terminal should not miss a changed CRS.
+    for note in info.crs.iter().flat_map(|c| &c.notes) {
+        eprintln!("note: {note}");
+    }
     let mut out = std::io::stdout().lock();
     // A closed pipe (`kiln info f | head`) is not an error worth a message.
     match writeln!(out, "{}", serde_json::to_string_pretty(&info)?) {

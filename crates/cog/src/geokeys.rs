@@ -14,17 +14,19 @@ use std::fmt::Write as _;
 
 use kiln_core::{Crs, GeoTransform};
 
+use crate::crs_keys::{self, CrsReading};
 use crate::header::{tag, Georef, RasterType};
 use crate::ifd::{malformed, optional, unsupported, RawIfd};
 use crate::CogError;
 
 /// GeoKey IDs (GeoTIFF 1.0 / 1.1).
-mod key {
+pub(crate) mod key {
     pub const MODEL_TYPE: u16 = 1024;
     pub const RASTER_TYPE: u16 = 1025;
     pub const GEOGRAPHIC_TYPE: u16 = 2048;
     pub const GEOG_GEODETIC_DATUM: u16 = 2050;
     pub const GEOG_PRIME_MERIDIAN: u16 = 2051;
+    pub const GEOG_LINEAR_UNITS: u16 = 2052;
     pub const GEOG_ANGULAR_UNITS: u16 = 2054;
     pub const GEOG_ANGULAR_UNIT_SIZE: u16 = 2055;
     pub const GEOG_ELLIPSOID: u16 = 2056;
@@ -54,11 +56,12 @@ mod key {
     pub const PROJ_CENTER_NORTHING: u16 = 3091;
     pub const PROJ_SCALE_AT_NAT_ORIGIN: u16 = 3092;
     pub const PROJ_SCALE_AT_CENTER: u16 = 3093;
+    pub const PROJ_AZIMUTH_ANGLE: u16 = 3094;
     pub const PROJ_STRAIGHT_VERT_POLE_LONG: u16 = 3095;
 }
 
 /// "User-defined" marker value of coded GeoKeys.
-const USER_DEFINED: u16 = 32767;
+pub(crate) const USER_DEFINED: u16 = 32767;
 /// Most keys a GeoKey directory may hold.
 const MAX_KEYS: u64 = 4096;
 
@@ -165,7 +168,7 @@ impl GeoKeys {
     }
 
     /// A coded key's value when it is a real code (not 0 "undefined" nor 32767 "user-defined").
-    fn code(&self, id: u16) -> Option<u16> {
+    pub(crate) fn code(&self, id: u16) -> Option<u16> {
         self.short(id).filter(|&c| c != 0 && c != USER_DEFINED)
     }
 
@@ -217,14 +220,28 @@ pub(crate) fn georef(tags: &GeoTags) -> Result<Option<Georef>, CogError> {
         g[0] -= g[1] * 0.5 + g[2] * 0.5;
         g[3] -= g[4] * 0.5 + g[5] * 0.5;
     }
-    let crs = match &keys {
+    let reading = match &keys {
         Some(k) => crs_from_keys(k)?,
         None => None,
+    };
+    let (crs, crs_notes) = match reading {
+        Some(r) => {
+            if r.degrees_per_unit != 1.0 {
+                // A geographic CRS counting in grads (or another angle): the transform is
+                // rescaled to degrees, the only angular unit the rest of Kiln knows.
+                for v in &mut transform.0 {
+                    *v *= r.degrees_per_unit;
+                }
+            }
+            (Some(r.crs), r.notes)
+        }
+        None => (None, Vec::new()),
     };
     Ok(Some(Georef {
         transform,
         crs,
         raster_type,
+        crs_notes,
     }))
 }
 
@@ -315,8 +332,9 @@ fn fit_tiepoints(tp: &[f64]) -> Result<GeoTransform, CogError> {
     Ok(GeoTransform([a0, a1, a2, b0, b1, b2]))
 }
 
-/// The CRS named or described by the GeoKeys; `None` when they describe none.
-pub fn crs_from_keys(keys: &GeoKeys) -> Result<Option<Crs>, CogError> {
+/// The CRS named or described by the GeoKeys, with the keys that refine an EPSG code applied
+/// (see [`crate::crs_keys`]); `None` when they describe none.
+pub fn crs_from_keys(keys: &GeoKeys) -> Result<Option<CrsReading>, CogError> {
     let projected_code = keys.code(key::PROJECTED_CS_TYPE);
     let geographic_code = keys.code(key::GEOGRAPHIC_TYPE);
     let model = keys.short(key::MODEL_TYPE).unwrap_or(0);
@@ -330,10 +348,13 @@ pub fn crs_from_keys(keys: &GeoKeys) -> Result<Option<Crs>, CogError> {
         1 => {
             if let Some(code) = projected_code {
                 return match Crs::from_epsg(u32::from(code)) {
-                    Ok(c) => Ok(Some(c)),
+                    Ok(c) if c.is_geographic() => Err(malformed(format!(
+                        "ProjectedCSTypeGeoKey EPSG:{code} is a geographic CRS"
+                    ))),
+                    Ok(c) => crs_keys::projected_code(keys, code, c).map(Some),
                     // Not in the offline table: describe it from the keys if they allow.
                     Err(_) if keys.get(key::PROJ_COORD_TRANS).is_some() => {
-                        user_defined_projected(keys).map(Some)
+                        user_defined_projected(keys).map(|c| Some(CrsReading::plain(c)))
                     }
                     Err(_) => Err(unsupported(format!(
                         "projected CRS EPSG:{code}, not in the offline EPSG table"
@@ -343,27 +364,33 @@ pub fn crs_from_keys(keys: &GeoKeys) -> Result<Option<Crs>, CogError> {
             if keys.get(key::PROJECTION).is_none() && keys.get(key::PROJ_COORD_TRANS).is_none() {
                 return Ok(None);
             }
-            user_defined_projected(keys).map(Some)
+            user_defined_projected(keys).map(|c| Some(CrsReading::plain(c)))
         }
         2 => {
             if let Some(code) = geographic_code {
-                return Crs::from_epsg(u32::from(code)).map(Some).map_err(|_| {
-                    unsupported(format!(
-                        "geographic CRS EPSG:{code}, not in the offline EPSG table"
-                    ))
-                });
+                return crs_keys::geographic_code(keys, code).map(Some);
             }
-            Ok(Some(Crs::from_proj4(format!(
-                "+proj=longlat {} +no_defs",
-                datum_part(keys)?
-            ))))
+            let degrees_per_unit = angular_factor(keys)?;
+            let mut notes = Vec::new();
+            if degrees_per_unit != 1.0 {
+                notes.push(format!(
+                    "GeogAngularUnitsGeoKey: coordinates in units of {} degree, converted to \
+                     degrees",
+                    num(degrees_per_unit)
+                ));
+            }
+            Ok(Some(CrsReading {
+                crs: Crs::from_proj4(format!("+proj=longlat {} +no_defs", datum_part(keys)?)),
+                degrees_per_unit,
+                notes,
+            }))
         }
         _ => Err(unsupported("geocentric CRS (GTModelTypeGeoKey = 3)")),
     }
 }
 
 /// Formats a number the way PROJ strings carry it (shortest round-trip form, no "-0").
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     format!("{}", v + 0.0)
 }
 
@@ -405,20 +432,21 @@ fn datum_part(keys: &GeoKeys) -> Result<String, CogError> {
         })?;
         return Ok(geodetic_params(&crs.proj4));
     }
-    if let Some(datum) = keys.code(key::GEOG_GEODETIC_DATUM) {
-        let named = match datum {
-            6326 => Some("+datum=WGS84".to_string()),
-            6267 => Some("+datum=NAD27".to_string()),
-            6269 => Some("+datum=NAD83".to_string()),
-            // EPSG numbers most geographic CRSs 4xxx after their datum 6xxx.
-            6000..=6999 => Crs::from_epsg(u32::from(datum) - 2000)
-                .ok()
-                .map(|c| geodetic_params(&c.proj4)),
-            _ => None,
-        };
-        if let Some(n) = named {
-            return Ok(n);
+    if let Some(mut named) = keys
+        .code(key::GEOG_GEODETIC_DATUM)
+        .and_then(datum_code_params)
+    {
+        // A prime meridian key still applies (GDAL: `+ellps=WGS84 +pm=paris` for datum 6326
+        // with the Paris meridian); the datum's own meridian is replaced.
+        if let Some(pm) = prime_meridian(keys)? {
+            named = named
+                .split_whitespace()
+                .filter(|t| !t.starts_with("+pm="))
+                .chain(std::iter::once(pm.as_str()))
+                .collect::<Vec<_>>()
+                .join(" ");
         }
+        return Ok(named);
     }
     let mut out = ellipsoid_part(keys)?;
     if let Some(t) = towgs84(keys) {
@@ -432,8 +460,23 @@ fn datum_part(keys: &GeoKeys) -> Result<String, CogError> {
     Ok(out)
 }
 
+/// The datum part of a PROJ string for an EPSG datum code (6xxx), when Kiln knows it.
+pub(crate) fn datum_code_params(datum: u16) -> Option<String> {
+    match datum {
+        6326 => Some("+datum=WGS84".to_string()),
+        6267 => Some("+datum=NAD27".to_string()),
+        6269 => Some("+datum=NAD83".to_string()),
+        // EPSG numbers most geographic CRSs 4xxx after their datum 6xxx.
+        6000..=6999 => Crs::from_epsg(u32::from(datum) - 2000)
+            .ok()
+            .filter(Crs::is_geographic)
+            .map(|c| geodetic_params(&c.proj4)),
+        _ => None,
+    }
+}
+
 /// Everything of a geographic PROJ string except the projection and `+no_defs`.
-fn geodetic_params(proj4: &str) -> String {
+pub(crate) fn geodetic_params(proj4: &str) -> String {
     proj4
         .split_whitespace()
         .filter(|p| !p.starts_with("+proj=") && *p != "+no_defs" && !p.starts_with("+type="))
@@ -441,7 +484,7 @@ fn geodetic_params(proj4: &str) -> String {
         .join(" ")
 }
 
-fn ellipsoid_part(keys: &GeoKeys) -> Result<String, CogError> {
+pub(crate) fn ellipsoid_part(keys: &GeoKeys) -> Result<String, CogError> {
     if let Some(code) = keys.code(key::GEOG_ELLIPSOID) {
         return match ELLIPSOIDS.iter().find(|e| e.0 == code) {
             Some(e) => Ok(format!("+ellps={}", e.1)),
@@ -503,55 +546,33 @@ fn prime_meridian(keys: &GeoKeys) -> Result<Option<String>, CogError> {
             Some(p) => Ok(Some(format!("+pm={}", p.1))),
             None => Err(unsupported(format!("prime meridian EPSG:{code}"))),
         },
-        None => Ok(keys
-            .double(key::GEOG_PRIME_MERIDIAN_LONG)
-            .filter(|l| *l != 0.0)
-            .map(|l| format!("+pm={}", num(l)))),
-    }
-}
-
-/// Linear unit of a projected CRS: the PROJ units parameter and metres per unit.
-fn linear_units(keys: &GeoKeys) -> Result<(String, f64), CogError> {
-    let size = keys.double(key::PROJ_LINEAR_UNIT_SIZE).filter(|s| *s > 0.0);
-    match keys.short(key::PROJ_LINEAR_UNITS) {
-        None | Some(0 | 9001) => Ok(("+units=m".into(), 1.0)),
-        Some(9002) => Ok(("+units=ft".into(), 0.3048)),
-        Some(9003) => Ok(("+units=us-ft".into(), 1200.0 / 3937.0)),
-        Some(9036) => Ok(("+units=km".into(), 1000.0)),
-        Some(9030) => Ok(("+units=kmi".into(), 1852.0)),
-        Some(code) => {
-            let known = match code {
-                9005 => Some(0.304_797_265_4),         // Clarke's foot
-                9014 => Some(1.8288),                  // fathom
-                9031 => Some(1.000_013_596_5),         // German legal metre
-                9094 => Some(0.304_799_710_181_508_8), // Gold Coast foot
-                9040 => Some(0.914_398_414_6),         // British yard (Sears 1922)
-                9042 => Some(20.116_765_121_552_632),  // British chain (Sears 1922)
-                9096 => Some(0.9144),                  // yard
-                _ => None,
-            };
-            match size.or(known) {
-                Some(m) => Ok((format!("+to_meter={}", num(m)), m)),
-                None => Err(unsupported(format!("linear unit EPSG:{code}"))),
-            }
+        // The longitude counts in the geographic angular unit (libgeotiff's GTIFAngleToDD).
+        None => {
+            let unit = angular_factor(keys)?;
+            Ok(keys
+                .double(key::GEOG_PRIME_MERIDIAN_LONG)
+                .filter(|l| *l != 0.0)
+                .map(|l| format!("+pm={}", num(l * unit))))
         }
     }
 }
 
-/// Degrees per angular unit of the angle-valued keys.
+/// Linear unit of a projected CRS: the PROJ units parameter and metres per unit (metres when
+/// the keys name none).
+fn linear_units(keys: &GeoKeys) -> Result<(String, f64), CogError> {
+    Ok(match crs_keys::linear_unit_key(keys)? {
+        Some(u) => (u.proj_param(), u.metres),
+        None => ("+units=m".into(), 1.0),
+    })
+}
+
+/// Degrees per angular unit of the angle-valued keys (and of geographic coordinates).
 fn angular_factor(keys: &GeoKeys) -> Result<f64, CogError> {
     match keys.short(key::GEOG_ANGULAR_UNITS) {
-        None | Some(0 | 9102 | 9122) => Ok(1.0),
-        Some(9101) => Ok(180.0 / std::f64::consts::PI),
-        Some(9103) => Ok(1.0 / 60.0),
-        Some(9104) => Ok(1.0 / 3600.0),
-        Some(9105 | 9106) => Ok(0.9),
-        Some(USER_DEFINED) => keys
-            .double(key::GEOG_ANGULAR_UNIT_SIZE)
-            .filter(|s| *s > 0.0)
-            .map(|rad| rad * 180.0 / std::f64::consts::PI)
-            .ok_or_else(|| unsupported("user-defined angular unit without a size")),
-        Some(code) => Err(unsupported(format!("angular unit EPSG:{code}"))),
+        None | Some(0) => Ok(1.0),
+        Some(code) => {
+            crs_keys::angular_unit(code, keys.double(key::GEOG_ANGULAR_UNIT_SIZE)).map(|u| u.1)
+        }
     }
 }
 
@@ -559,14 +580,22 @@ fn angular_factor(keys: &GeoKeys) -> Result<f64, CogError> {
 fn user_defined_projected(keys: &GeoKeys) -> Result<Crs, CogError> {
     let (units, to_metre) = linear_units(keys)?;
     let datum = datum_part(keys)?;
-    let finish = |proj: String| Crs::from_proj4(format!("{proj} {datum} {units} +no_defs"));
+    let proj = projection_part(keys, to_metre)?;
+    Ok(Crs::from_proj4(format!("{proj} {datum} {units} +no_defs")))
+}
 
+/// The projection part of a PROJ string (`+proj=… +x_0=… +y_0=…`) from ProjectionGeoKey or
+/// ProjCoordTransGeoKey and the parameter keys; linear keys count in units of `to_metre`
+/// metres. A parameter without a key is 0 (a scale 1), also beside an EPSG code: GDAL 3.10
+/// does not fill it from the code (checked: EPSG:32632 + Transverse Mercator + only a false
+/// easting gives `+lon_0=0 +k=1`).
+pub(crate) fn projection_part(keys: &GeoKeys, to_metre: f64) -> Result<String, CogError> {
     // A coded projection (ProjectionGeoKey); EPSG codes UTM zones 16001-16060 (north) and
     // 16101-16160 (south).
     if let Some(p) = keys.code(key::PROJECTION) {
         match p {
-            16001..=16060 => return Ok(finish(format!("+proj=utm +zone={}", p - 16000))),
-            16101..=16160 => return Ok(finish(format!("+proj=utm +zone={} +south", p - 16100))),
+            16001..=16060 => return Ok(format!("+proj=utm +zone={}", p - 16000)),
+            16101..=16160 => return Ok(format!("+proj=utm +zone={} +south", p - 16100)),
             _ if keys.get(key::PROJ_COORD_TRANS).is_none() => {
                 return Err(unsupported(format!(
                     "projection EPSG:{p} (ProjectionGeoKey)"
@@ -580,8 +609,17 @@ fn user_defined_projected(keys: &GeoKeys) -> Result<Crs, CogError> {
         .short(key::PROJ_COORD_TRANS)
         .ok_or_else(|| unsupported("user-defined projection without ProjCoordTransGeoKey"))?;
     let deg = angular_factor(keys)?;
+    // A parameter's value when no key gives it.
+    let d = |param: &str| -> f64 {
+        if param == "k" {
+            1.0
+        } else {
+            0.0
+        }
+    };
     let angle = |ids: &[u16], default: f64| keys.first_double(ids).map_or(default, |v| v * deg);
-    let linear = |ids: &[u16]| keys.first_double(ids).map_or(0.0, |v| v * to_metre);
+    let linear =
+        |ids: &[u16], default: f64| keys.first_double(ids).map_or(default, |v| v * to_metre);
     use key::*;
     let nat_lat = |d| {
         angle(
@@ -633,30 +671,42 @@ fn user_defined_projected(keys: &GeoKeys) -> Result<Crs, CogError> {
     };
     let sp1 = |d| angle(&[PROJ_STD_PARALLEL1], d);
     let sp2 = |d| angle(&[PROJ_STD_PARALLEL2], d);
-    let scale = || {
+    let scale = |default: f64| {
         keys.first_double(&[PROJ_SCALE_AT_NAT_ORIGIN, PROJ_SCALE_AT_CENTER])
-            .unwrap_or(1.0)
+            .unwrap_or(default)
     };
-    let fe = linear(&[
-        PROJ_FALSE_EASTING,
-        PROJ_CENTER_EASTING,
-        PROJ_FALSE_ORIGIN_EASTING,
-    ]);
-    let fn_ = linear(&[
-        PROJ_FALSE_NORTHING,
-        PROJ_CENTER_NORTHING,
-        PROJ_FALSE_ORIGIN_NORTHING,
-    ]);
-    let false_e = linear(&[
-        PROJ_FALSE_ORIGIN_EASTING,
-        PROJ_FALSE_EASTING,
-        PROJ_CENTER_EASTING,
-    ]);
-    let false_n = linear(&[
-        PROJ_FALSE_ORIGIN_NORTHING,
-        PROJ_FALSE_NORTHING,
-        PROJ_CENTER_NORTHING,
-    ]);
+    let fe = linear(
+        &[
+            PROJ_FALSE_EASTING,
+            PROJ_CENTER_EASTING,
+            PROJ_FALSE_ORIGIN_EASTING,
+        ],
+        d("x_0"),
+    );
+    let fn_ = linear(
+        &[
+            PROJ_FALSE_NORTHING,
+            PROJ_CENTER_NORTHING,
+            PROJ_FALSE_ORIGIN_NORTHING,
+        ],
+        d("y_0"),
+    );
+    let false_e = linear(
+        &[
+            PROJ_FALSE_ORIGIN_EASTING,
+            PROJ_FALSE_EASTING,
+            PROJ_CENTER_EASTING,
+        ],
+        d("x_0"),
+    );
+    let false_n = linear(
+        &[
+            PROJ_FALSE_ORIGIN_NORTHING,
+            PROJ_FALSE_NORTHING,
+            PROJ_CENTER_NORTHING,
+        ],
+        d("y_0"),
+    );
     let xy = format!("+x_0={} +y_0={}", num(fe), num(fn_));
 
     let mut s = String::new();
@@ -666,63 +716,63 @@ fn user_defined_projected(keys: &GeoKeys) -> Result<Crs, CogError> {
         1 => write!(
             s,
             "+proj=tmerc +lat_0={} +lon_0={} +k={} {xy}",
-            num(nat_lat(0.0)),
-            num(nat_lon(0.0)),
-            num(scale())
+            num(nat_lat(d("lat_0"))),
+            num(nat_lon(d("lon_0"))),
+            num(scale(d("k")))
         ),
         // Mercator: 2SP when a standard parallel is given, else 1SP with a scale.
         7 => match keys.double(PROJ_STD_PARALLEL1) {
             Some(ts) => write!(
                 s,
                 "+proj=merc +lon_0={} +lat_ts={} {xy}",
-                num(nat_lon(0.0)),
+                num(nat_lon(d("lon_0"))),
                 num(ts * deg)
             ),
             None => write!(
                 s,
                 "+proj=merc +lon_0={} +k={} {xy}",
-                num(nat_lon(0.0)),
-                num(scale())
+                num(nat_lon(d("lon_0"))),
+                num(scale(d("k")))
             ),
         },
         // Lambert Conformal Conic 2SP
         8 => write!(
             s,
             "+proj=lcc +lat_0={} +lon_0={} +lat_1={} +lat_2={} +x_0={} +y_0={}",
-            num(false_lat(0.0)),
-            num(false_lon(0.0)),
-            num(sp1(0.0)),
-            num(sp2(0.0)),
+            num(false_lat(d("lat_0"))),
+            num(false_lon(d("lon_0"))),
+            num(sp1(d("lat_1"))),
+            num(sp2(d("lat_2"))),
             num(false_e),
             num(false_n)
         ),
         // Lambert Conformal Conic 1SP
         9 => {
-            let lat = nat_lat(0.0);
+            let lat = nat_lat(d("lat_0"));
             write!(
                 s,
                 "+proj=lcc +lat_1={} +lat_0={} +lon_0={} +k_0={} {xy}",
                 num(lat),
                 num(lat),
-                num(nat_lon(0.0)),
-                num(scale())
+                num(nat_lon(d("lon_0"))),
+                num(scale(d("k")))
             )
         }
         // Lambert Azimuthal Equal Area
         10 => write!(
             s,
             "+proj=laea +lat_0={} +lon_0={} {xy}",
-            num(center_lat(0.0)),
-            num(center_lon(0.0))
+            num(center_lat(d("lat_0"))),
+            num(center_lon(d("lon_0")))
         ),
         // Albers Equal Area
         11 => write!(
             s,
             "+proj=aea +lat_0={} +lon_0={} +lat_1={} +lat_2={} +x_0={} +y_0={}",
-            num(nat_lat(0.0)),
-            num(nat_lon(0.0)),
-            num(sp1(0.0)),
-            num(sp2(0.0)),
+            num(nat_lat(d("lat_0"))),
+            num(nat_lon(d("lon_0"))),
+            num(sp1(d("lat_1"))),
+            num(sp2(d("lat_2"))),
             num(false_e),
             num(false_n)
         ),
@@ -730,25 +780,25 @@ fn user_defined_projected(keys: &GeoKeys) -> Result<Crs, CogError> {
         12 => write!(
             s,
             "+proj=aeqd +lat_0={} +lon_0={} {xy}",
-            num(center_lat(0.0)),
-            num(center_lon(0.0))
+            num(center_lat(d("lat_0"))),
+            num(center_lon(d("lon_0")))
         ),
         // Equidistant Conic
         13 => write!(
             s,
             "+proj=eqdc +lat_0={} +lon_0={} +lat_1={} +lat_2={} {xy}",
-            num(center_lat(0.0)),
-            num(center_lon(0.0)),
-            num(sp1(0.0)),
-            num(sp2(0.0))
+            num(center_lat(d("lat_0"))),
+            num(center_lon(d("lon_0"))),
+            num(sp1(d("lat_1"))),
+            num(sp2(d("lat_2")))
         ),
         // Stereographic
         14 => write!(
             s,
             "+proj=stere +lat_0={} +lon_0={} +k={} {xy}",
-            num(center_lat(0.0)),
-            num(center_lon(0.0)),
-            num(scale())
+            num(center_lat(d("lat_0"))),
+            num(center_lon(d("lon_0"))),
+            num(scale(d("k")))
         ),
         // Polar Stereographic: GeoTIFF keeps the latitude of true scale in NatOriginLat.
         // As GDAL's SetPS: scale 1 off the pole is variant B (lat_ts), else variant A.
@@ -764,7 +814,7 @@ fn user_defined_projected(keys: &GeoKeys) -> Result<Crs, CogError> {
                 ],
                 0.0,
             );
-            let k = scale();
+            let k = scale(1.0);
             let pole = if lat < 0.0 { -90.0 } else { 90.0 };
             if k == 1.0 && (lat.abs() - 90.0).abs() > 1e-8 {
                 write!(
@@ -788,67 +838,67 @@ fn user_defined_projected(keys: &GeoKeys) -> Result<Crs, CogError> {
         16 => write!(
             s,
             "+proj=sterea +lat_0={} +lon_0={} +k={} {xy}",
-            num(nat_lat(0.0)),
-            num(nat_lon(0.0)),
-            num(scale())
+            num(nat_lat(d("lat_0"))),
+            num(nat_lon(d("lon_0"))),
+            num(scale(d("k")))
         ),
         // Equirectangular
         17 => write!(
             s,
             "+proj=eqc +lat_ts={} +lat_0={} +lon_0={} {xy}",
-            num(sp1(0.0)),
-            num(center_lat(0.0)),
-            num(center_lon(0.0))
+            num(sp1(d("lat_ts"))),
+            num(center_lat(d("lat_0"))),
+            num(center_lon(d("lon_0")))
         ),
         // Cassini-Soldner
         18 => write!(
             s,
             "+proj=cass +lat_0={} +lon_0={} {xy}",
-            num(nat_lat(0.0)),
-            num(nat_lon(0.0))
+            num(nat_lat(d("lat_0"))),
+            num(nat_lon(d("lon_0")))
         ),
         // Gnomonic
         19 => write!(
             s,
             "+proj=gnom +lat_0={} +lon_0={} {xy}",
-            num(center_lat(0.0)),
-            num(center_lon(0.0))
+            num(center_lat(d("lat_0"))),
+            num(center_lon(d("lon_0")))
         ),
         // Miller Cylindrical
         20 => write!(
             s,
             "+proj=mill +lat_0={} +lon_0={} {xy} +R_A",
-            num(center_lat(0.0)),
-            num(center_lon(0.0))
+            num(center_lat(d("lat_0"))),
+            num(center_lon(d("lon_0")))
         ),
         // Orthographic
         21 => write!(
             s,
             "+proj=ortho +lat_0={} +lon_0={} {xy}",
-            num(center_lat(0.0)),
-            num(center_lon(0.0))
+            num(center_lat(d("lat_0"))),
+            num(center_lon(d("lon_0")))
         ),
         // Polyconic
         22 => write!(
             s,
             "+proj=poly +lat_0={} +lon_0={} {xy}",
-            num(nat_lat(0.0)),
-            num(nat_lon(0.0))
+            num(nat_lat(d("lat_0"))),
+            num(nat_lon(d("lon_0")))
         ),
         // Robinson
-        23 => write!(s, "+proj=robin +lon_0={} {xy}", num(center_lon(0.0))),
+        23 => write!(s, "+proj=robin +lon_0={} {xy}", num(center_lon(d("lon_0")))),
         // Sinusoidal
-        24 => write!(s, "+proj=sinu +lon_0={} {xy}", num(center_lon(0.0))),
+        24 => write!(s, "+proj=sinu +lon_0={} {xy}", num(center_lon(d("lon_0")))),
         // Cylindrical Equal Area
         28 => write!(
             s,
             "+proj=cea +lat_ts={} +lon_0={} {xy}",
-            num(sp1(0.0)),
-            num(nat_lon(0.0))
+            num(sp1(d("lat_ts"))),
+            num(nat_lon(d("lon_0")))
         ),
         _ => return Err(unsupported(format!("projection {}", ct_name(ct)))),
     };
-    Ok(finish(s))
+    Ok(s)
 }
 
 /// Name of a GeoTIFF coordinate transformation code (for error messages).
@@ -953,7 +1003,7 @@ mod tests {
             "",
         )
         .unwrap();
-        let crs = crs_from_keys(&keys).unwrap().unwrap();
+        let crs = crs_from_keys(&keys).unwrap().unwrap().crs;
         assert_eq!(crs.epsg, None);
         assert_eq!(
             crs.proj4,
@@ -975,7 +1025,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            crs_from_keys(&keys).unwrap().unwrap().proj4,
+            crs_from_keys(&keys).unwrap().unwrap().crs.proj4,
             "+proj=stere +lat_0=-90 +lat_ts=-71 +lon_0=0 +k=1 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
         );
 
@@ -1041,7 +1091,7 @@ mod tests {
             }
             entries.push((3076, 0, 1, 9002));
             let keys = GeoKeys::parse(&dir(&entries), &doubles, "").unwrap();
-            let crs = crs_from_keys(&keys).unwrap().unwrap();
+            let crs = crs_from_keys(&keys).unwrap().unwrap().crs;
             assert!(crs.proj4.contains("+units=ft"), "{}", crs.proj4);
             let to_ll = Transformer::new(&crs, &Crs::wgs84())
                 .unwrap_or_else(|e| panic!("{}: {e}", crs.proj4));
@@ -1069,7 +1119,7 @@ mod tests {
             "",
         )
         .unwrap();
-        let crs = crs_from_keys(&keys).unwrap().unwrap();
+        let crs = crs_from_keys(&keys).unwrap().unwrap().crs;
         assert_eq!(
             crs.proj4,
             "+proj=utm +zone=33 +south +datum=WGS84 +units=m +no_defs"

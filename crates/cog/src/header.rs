@@ -152,6 +152,10 @@ pub struct Georef {
     /// `None` when the file has no usable CRS keys.
     pub crs: Option<Crs>,
     pub raster_type: RasterType,
+    /// GeoKeys that changed (or were ignored beside) the EPSG code the file names, in words;
+    /// empty for most files. See `crs_keys`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crs_notes: Vec<String>,
 }
 
 /// Everything Kiln needs to know about a GeoTIFF to read pixels from it without touching the

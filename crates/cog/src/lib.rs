@@ -9,6 +9,7 @@
 //! spool and a temporary file beside the target, renamed at the end).
 
 pub mod cog_write;
+pub mod crs_keys;
 pub mod decode;
 pub mod error;
 pub mod geokeys;
@@ -23,6 +24,7 @@ pub use cog_write::{
     cleanup_stale_temps, default_predictor, encode_block, encode_mask_block, BigTiff, BlockData,
     CogSpec, CogWriteError, CogWriter, EncodeOptions, MaskOrImage, SampleLayout,
 };
+pub use crs_keys::CrsReading;
 pub use decode::{decode_block, sparse_block, Block};
 pub use error::CogError;
 pub use geokeys::{GeoKeyValue, GeoKeys};

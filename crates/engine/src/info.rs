@@ -36,8 +36,13 @@ pub struct SourceInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CrsInfo {
+    /// The EPSG code, only when the CRS is exactly what the code defines.
     pub epsg: Option<u32>,
+    /// The effective CRS as a PROJ string (after any GeoKey that refines the code).
     pub proj4: String,
+    /// GeoKeys that changed the CRS the file's EPSG code names, or were ignored beside it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Describes a parsed header. `cog_problems` comes from the caller (it needs the file bytes).
@@ -51,8 +56,12 @@ pub fn source_info(
     let georef = header.georef.as_ref();
     let bounds = georef.map(|g| g.transform.bounds(w, h));
     let crs = georef.and_then(|g| g.crs.as_ref());
-    let bounds_wgs84 = match (bounds, crs) {
-        (Some(b), Some(c)) => wgs84_bounds(&b, c),
+    // With the datum shift the tiles use (NAD27's depends on where the image is).
+    let bounds_wgs84 = match (bounds, georef, crs) {
+        (Some(b), Some(g), Some(c)) => wgs84_bounds(
+            &b,
+            &crate::source::resolve_datum_shift(c.clone(), &g.transform, img.width, img.height),
+        ),
         _ => None,
     };
     let mask = if header.masks.first().is_some_and(Option::is_some) {
@@ -73,6 +82,7 @@ pub fn source_info(
         crs: crs.map(|c| CrsInfo {
             epsg: c.epsg,
             proj4: c.proj4.clone(),
+            notes: georef.map(|g| g.crs_notes.clone()).unwrap_or_default(),
         }),
         geotransform: georef.map(|g| g.transform.0),
         bounds,

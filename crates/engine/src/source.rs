@@ -192,6 +192,7 @@ impl Engine {
             transform: GeoTransform([0.0, 1.0, 0.0, 0.0, 0.0, -1.0]),
             crs: None,
             raster_type: kiln_cog::RasterType::PixelIsArea,
+            crs_notes: Vec::new(),
         });
         if georef.crs.is_none() {
             georef.crs = Some(Crs::wgs84());
@@ -494,7 +495,7 @@ fn build_open_source(
             reason: "no image".into(),
         });
     };
-    let crs = resolve_datum_shift(crs, &georef.transform, full);
+    let crs = resolve_datum_shift(crs, &georef.transform, full.width, full.height);
     let to_tiles =
         Reprojection::new(&crs, inner.tms.crs()).map_err(|e| EngineError::from_core(&uri, e))?;
     Ok(Arc::new(OpenSource {
@@ -509,11 +510,16 @@ fn build_open_source(
 
 /// Pins the datum shift of a CRS whose shift to WGS 84 depends on the location (NAD27) to the
 /// one PROJ picks at the centre of the image, as GDAL would for this source.
-fn resolve_datum_shift(crs: Crs, transform: &GeoTransform, full: &kiln_cog::ImageIfd) -> Crs {
+pub(crate) fn resolve_datum_shift(
+    crs: Crs,
+    transform: &GeoTransform,
+    width: u32,
+    height: u32,
+) -> Crs {
     if !crs.is_nad27() {
         return crs;
     }
-    let (x, y) = transform.apply(f64::from(full.width) / 2.0, f64::from(full.height) / 2.0);
+    let (x, y) = transform.apply(f64::from(width) / 2.0, f64::from(height) / 2.0);
     let centre = kiln_core::crs::Transformer::new(&crs, &Crs::wgs84())
         .ok()
         .and_then(|t| t.transform_point(x, y));
