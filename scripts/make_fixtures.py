@@ -14,18 +14,57 @@ the written file back, shape (bands, H, W), native dtype) and, for masked files,
 (GDAL's dataset mask, 0/255). `manifest.json` lists them with what GDAL reports about each file;
 byte order and BigTIFF come from the file's first bytes. crates/cog/tests/fixtures.rs checks
 Kiln's reader against all of it. Output is deterministic (no timestamps are written).
+
+GeoKey family, in DIR/geokeys/: small one-band GeoTIFFs whose GeoKeys are written by hand
+(`write_geotiff`, a minimal classic little-endian TIFF writer: uncompressed strips, tags in
+ascending order, GeoKeyDirectory / GeoDoubleParams / GeoAsciiParams and GDAL_NODATA) because
+rasterio cannot write arbitrary keys. They cover key combinations GDAL reads in its own way:
+linear units that override a projected EPSG code's own unit (US survey foot, international
+foot, kilometre, a user-defined unit size, and metres on a ftUS code), projection parameters
+given next to a code (honoured with a ProjCoordTrans key, ignored without), a datum or
+ellipsoid given next to a projected code, geographic CRSs in grads around the Paris meridian
+(by code and user-defined), a user-defined Transverse Mercator whose angles are in grads --
+all of which Kiln must read -- and keys Kiln must refuse (a prime meridian, angular unit or
+datum contradicting a geographic code, an unknown or size-less linear unit, a prime meridian
+on a projected code), whose GDAL reading is recorded all the same.
+
+Each file's pixels are real data placed where GDAL says the file is: a provisional file with
+the keys is opened first to get GDAL's CRS, then the pixels are either an exact window of a
+shared file in the same CRS up to a unit scale / false-easting shift (only the tie point and
+pixel scale change), or a window of a shared file warped (nearest) into GDAL's CRS on the grid
+calculate_default_transform suggests (capped at GEOKEY_MAX_SIDE pixels a side, north-up),
+with nodata where the warp leaves pixels empty. The run fails unless GDAL puts the centre of
+every final file within GEOKEY_PLACE_TOLERANCE degrees of the source window's centre.
+
+`geokeys/manifest.json` lists per file the keys as written, whether Kiln must read it or
+refuse it (and the key name the error must mention), GDAL's reading (EPSG code, PROJ.4, WKT,
+geotransform, native and WGS84 bounds, the angular unit in degrees for geographic CRSs, and
+the GDAL warnings logged while opening) and, for files Kiln must read, rio-tiler nearest
+WebMercatorQuad tiles as `.npy` in make_reference_tiles.py's layout (bands, then a 255/0 mask
+plane, in the data dtype): the tile holding the centre of the WGS84 bounds at rio-tiler's
+maxzoom and maxzoom - 1, and the one holding the north-west corner at maxzoom (empty or
+repeated tiles are left out). It also holds `etopo20_20e_380e.tif` (written by GDAL): ETOPO20
+with its columns rolled so the grid runs from longitude 20 to 380, and its pixels as `.npy`.
 """
 
 import argparse
 import json
+import logging
 import math
 import os
+import shutil
 import struct
 import sys
 
 import numpy as np
+import pyproj
 import rasterio
+import rasterio.warp
+from rasterio.enums import Resampling
+from rasterio.transform import Affine
 from rasterio.windows import Window
+from rio_tiler.errors import TileOutsideBounds
+from rio_tiler.io import Reader
 
 
 def read_window(data_dir, name, window, bands=None):
@@ -143,6 +182,426 @@ def file_layout(path):
     return big, magic == 43
 
 
+# --- GeoKey family ---------------------------------------------------------------------------
+
+# TIFF field types.
+ASCII, SHORT, LONG, DOUBLE = 2, 3, 4, 12
+
+GEOKEY_MAX_SIDE = 400  # warped grids are coarsened until neither side exceeds this
+GEOKEY_PLACE_TOLERANCE = 0.01  # degrees between the source window's centre and GDAL's
+GEOKEY_SUBDIR = "geokeys"
+TILE_SIZE = 256
+
+# The ERDAS IMAGINE style citation that accompanies US-foot State Plane files.
+IMAGINE_USFT_CITATION = ("IMAGINE GeoTIFF Support\nProjection Name = State Plane\n"
+                         "Units = us_survey_feet\nGeoTIFF Units = us_survey_feet")
+
+COLORADO = "dem_3dep13_colorado_nad83_f32_cog.tif"
+LANDSAT = "img_l8_224077_utm21n_b4_u16.tif"
+GRENOBLE = "dem_copdem_grenoble_i16_pixelispoint.tif"
+ETOPO20 = "global_etopo20_f32_deflate_pred3.tif"
+
+# Nodata for pixels a warp leaves empty, per sample type.
+WARP_NODATA = {"float32": -9999.0, "int16": -32767, "uint16": 0}
+
+
+def write_geotiff(path, arr, pixel_scale, tiepoint, keys, nodata=None, rows_per_strip=16):
+    """A classic little-endian one-band TIFF: uncompressed strips, tags in ascending order.
+
+    keys: (GeoKey id, value) pairs. An int is a SHORT key stored in the directory itself, a
+    float or a list of floats goes into GeoDoubleParams (34736), a str into GeoAsciiParams
+    (34737, '|'-terminated). GTRasterType and the rest are the caller's to give.
+    nodata, if not None, is written as the GDAL_NODATA tag (42113).
+    """
+    arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+    height, width = arr.shape
+    sample_format = {"u": 1, "i": 2, "f": 3}[arr.dtype.kind]
+
+    directory, doubles, ascii = [], [], ""
+    for key, value in sorted(keys, key=lambda kv: kv[0]):
+        if isinstance(value, str):
+            text = value + "|"
+            directory.append((key, 34737, len(text), len(ascii)))
+            ascii += text
+        elif isinstance(value, (float, list, tuple)):
+            vals = [float(v) for v in value] if isinstance(value, (list, tuple)) else [value]
+            directory.append((key, 34736, len(vals), len(doubles)))
+            doubles += vals
+        else:
+            directory.append((key, 0, 1, int(value)))
+    # Header: KeyDirectoryVersion 1, KeyRevision 1.0, number of keys.
+    geokey_directory = [1, 1, 0, len(directory)] + [v for entry in directory for v in entry]
+
+    strips = [arr[r:r + rows_per_strip].tobytes() for r in range(0, height, rows_per_strip)]
+    tags = {
+        256: (LONG, [width]),
+        257: (LONG, [height]),
+        258: (SHORT, [arr.dtype.itemsize * 8]),
+        259: (SHORT, [1]),  # no compression
+        262: (SHORT, [1]),  # BlackIsZero
+        273: (LONG, [0] * len(strips)),  # strip offsets, filled in below
+        277: (SHORT, [1]),
+        278: (LONG, [rows_per_strip]),
+        279: (LONG, [len(s) for s in strips]),
+        284: (SHORT, [1]),  # chunky
+        339: (SHORT, [sample_format]),
+        33550: (DOUBLE, list(pixel_scale)),
+        33922: (DOUBLE, list(tiepoint)),
+        34735: (SHORT, geokey_directory),
+    }
+    if doubles:
+        tags[34736] = (DOUBLE, doubles)
+    if ascii:
+        tags[34737] = (ASCII, ascii)
+    if nodata is not None:
+        tags[42113] = (ASCII, format(nodata, ".17g"))
+
+    def payload(kind, value):
+        if kind == ASCII:
+            return value.encode("ascii") + b"\0"
+        return struct.pack("<" + {SHORT: "H", LONG: "I", DOUBLE: "d"}[kind] * len(value), *value)
+
+    # Layout: header (8) | IFD | out-of-line values (word aligned) | strips. The IFD and the
+    # values do not depend on the strip offsets' values, only on their count, so lay out once,
+    # place the strips after it, then encode again with the real offsets.
+    ifd_offset = 8
+    values_offset = ifd_offset + 2 + 12 * len(tags) + 4
+
+    def encode():
+        entries, values = [], b""
+        for tag in sorted(tags):
+            kind, value = tags[tag]
+            data = payload(kind, value)
+            count = len(data) if kind == ASCII else len(value)
+            if len(data) <= 4:
+                entries.append(struct.pack("<HHI", tag, kind, count) + data.ljust(4, b"\0"))
+            else:
+                values += b"\0" * (len(values) % 2)
+                entries.append(struct.pack("<HHII", tag, kind, count, values_offset + len(values)))
+                values += data
+        values += b"\0" * (len(values) % 2)
+        ifd = struct.pack("<H", len(tags)) + b"".join(entries) + struct.pack("<I", 0)
+        return ifd, values
+
+    _, values = encode()
+    offsets, pos = [], values_offset + len(values)
+    for strip in strips:
+        offsets.append(pos)
+        pos += len(strip)
+    tags[273] = (LONG, offsets)
+    ifd, values = encode()
+    assert len(ifd) == values_offset - ifd_offset
+    with open(path, "wb") as f:
+        f.write(b"II*\0" + struct.pack("<I", ifd_offset) + ifd + values + b"".join(strips))
+
+
+def exact(window, metres_per_unit=1.0, easting_shift=0.0):
+    """Placement: the window's pixels unchanged; the tie point and pixel scale are the
+    source's, shifted east by easting_shift (source units) and divided by metres_per_unit."""
+    return ("exact", window, metres_per_unit, easting_shift)
+
+
+def warped(window):
+    """Placement: the window warped (nearest) into the CRS GDAL reads from the keys."""
+    return ("warp", window)
+
+
+def geokey_fixtures():
+    """(name, source, keys, expect, error_mentions, placement) for every GeoKey fixture.
+    Every file is a model-space (pixel-is-area) raster: GTRasterType = 1 comes first."""
+    area = (1025, 1)
+    projected, geographic = (1024, 1), (1024, 2)
+    landsat_err = Window(900, 700, 200, 150)
+    france = Window(516, 105, 60, 45)  # ETOPO20, 8W..12E, 40N..55N
+    colorado = Window(300, 150, 400, 330)
+    grenoble = Window(200, 250, 300, 250)  # 5.4E..6.0E, 45.0N..45.5N
+    read, error = "read", "error"
+    return [
+        # Linear unit keys that override the projected code's own unit.
+        ("usft_on_metre_code", COLORADO,
+         [projected, area, (1026, IMAGINE_USFT_CITATION), (3072, 26954), (3076, 9003)],
+         read, None, warped(colorado)),
+        ("usft_size_on_metre_code", COLORADO,
+         [projected, area, (3072, 26954), (3076, 32767), (3077, 0.3048006096012192)],
+         read, None, warped(colorado)),
+        ("ift_on_utm", LANDSAT, [projected, area, (3072, 32621), (3076, 9002)],
+         read, None, exact(Window(800, 600, 400, 300), metres_per_unit=0.3048)),
+        ("metre_on_usft_code", COLORADO, [projected, area, (3072, 2232), (3076, 9001)],
+         read, None, warped(colorado)),
+        # Projection parameters next to a code: honoured with ProjCoordTrans (false easting
+        # 600000 instead of UTM's 500000, hence the shifted tie point), ignored without it.
+        ("ct_params_on_code", LANDSAT,
+         [projected, area, (3072, 32621), (3075, 1), (3080, -57.0), (3081, 0.0),
+          (3082, 600000.0), (3083, 0.0), (3092, 0.9996)],
+         read, None, exact(Window(1000, 500, 300, 250), easting_shift=100000.0)),
+        ("params_without_ct", LANDSAT, [projected, area, (3072, 32621), (3082, 600000.0)],
+         read, None, exact(Window(600, 800, 300, 250))),
+        # Datum / ellipsoid next to a projected code.
+        ("gcs_on_projected_code", COLORADO, [projected, area, (2048, 4267), (3072, 26954)],
+         read, None, warped(colorado)),
+        ("ellipsoid_on_projected_code", LANDSAT, [projected, area, (2056, 7008), (3072, 32621)],
+         read, None, exact(Window(1200, 900, 300, 250))),
+        # Angles in grads, longitudes from Paris.
+        ("geographic_code_in_grads", GRENOBLE, [geographic, area, (2048, 4807)],
+         read, None, warped(grenoble)),
+        ("userdef_geographic_grads_paris", GRENOBLE,
+         [geographic, area, (2048, 32767), (2050, 6326), (2051, 8903), (2054, 9105)],
+         read, None, warped(grenoble)),
+        ("userdef_tm_params_in_grads", GRENOBLE,
+         [projected, area, (2048, 4326), (2054, 9105), (3072, 32767), (3075, 1), (3080, 7.0),
+          (3081, 50.0), (3082, 500000.0), (3083, 0.0), (3092, 1.0)],
+         read, None, warped(grenoble)),
+        ("km_on_utm", LANDSAT, [projected, area, (3072, 32621), (3076, 9036)],
+         read, None, exact(Window(300, 300, 400, 300), metres_per_unit=1000.0)),
+        # Keys Kiln must refuse (GDAL ignores or works around them).
+        ("pm_on_geographic_code", ETOPO20, [geographic, area, (2048, 4326), (2051, 8903)],
+         error, "GeogPrimeMeridianGeoKey", exact(france)),
+        ("angular_unit_on_geographic_code", ETOPO20,
+         [geographic, area, (2048, 4326), (2054, 9105)],
+         error, "GeogAngularUnitsGeoKey", exact(france)),
+        ("datum_on_geographic_code", ETOPO20, [geographic, area, (2048, 4326), (2050, 6267)],
+         error, "GeogGeodeticDatumGeoKey", exact(france)),
+        ("unknown_linear_unit", LANDSAT, [projected, area, (3072, 32621), (3076, 9999)],
+         error, "ProjLinearUnitsGeoKey", exact(landsat_err)),
+        ("userdef_unit_without_size", LANDSAT, [projected, area, (3072, 32621), (3076, 32767)],
+         error, "ProjLinearUnitSizeGeoKey", exact(landsat_err)),
+        ("pm_on_projected_code", LANDSAT, [projected, area, (2051, 8903), (3072, 32621)],
+         error, "GeogPrimeMeridianGeoKey", exact(landsat_err)),
+    ]
+
+
+class GdalLog(logging.Handler):
+    """Collects the GDAL messages rasterio logs (warnings and worse) while it is attached."""
+
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def open_logged(path):
+    """Opens path with rasterio; returns (dataset, GDAL messages logged while opening)."""
+    handler = GdalLog()
+    logger = logging.getLogger("rasterio")
+    logger.addHandler(handler)
+    try:
+        src = rasterio.open(path)
+    finally:
+        logger.removeHandler(handler)
+    return src, handler.messages
+
+
+def window_centre_lonlat(data_dir, name, window):
+    """WGS84 lon/lat of a shared file's window centre, through the file's own CRS."""
+    with rasterio.open(os.path.join(data_dir, name)) as src:
+        tr = src.window_transform(window)
+        x, y = tr * (window.width / 2, window.height / 2)
+        lon, lat = rasterio.warp.transform(src.crs, "EPSG:4326", [x], [y])
+    return lon[0], lat[0]
+
+
+def place_pixels(data_dir, source, placement, crs):
+    """(pixels (H, W), transform, nodata) for a fixture whose keys GDAL reads as crs."""
+    with rasterio.open(os.path.join(data_dir, source)) as src:
+        window = placement[1]
+        arr = src.read(1, window=window)
+        tr = src.window_transform(window)
+        src_crs, src_nodata = src.crs, src.nodata
+    if placement[0] == "exact":
+        _, _, unit, shift = placement
+        if tr.b != 0 or tr.d != 0:
+            raise SystemExit(f"{source}: rotated grid")
+        return arr, Affine(tr.a / unit, 0.0, (tr.c + shift) / unit, 0.0, tr.e / unit, tr.f / unit), None
+
+    height, width = arr.shape
+    bounds = rasterio.windows.bounds(Window(0, 0, width, height), tr)
+    dst_tr, dst_w, dst_h = rasterio.warp.calculate_default_transform(
+        src_crs, crs, width, height, *bounds)
+    coarsen = max(dst_w, dst_h) / GEOKEY_MAX_SIDE
+    if coarsen > 1:
+        dst_tr, dst_w, dst_h = rasterio.warp.calculate_default_transform(
+            src_crs, crs, width, height, *bounds,
+            resolution=(dst_tr.a * coarsen, -dst_tr.e * coarsen))
+    nodata = WARP_NODATA[arr.dtype.name]
+    out = np.full((dst_h, dst_w), nodata, dtype=arr.dtype)
+    rasterio.warp.reproject(arr, out, src_transform=tr, src_crs=src_crs, src_nodata=src_nodata,
+                            dst_transform=dst_tr, dst_crs=crs, dst_nodata=nodata,
+                            resampling=Resampling.nearest)
+    return out, dst_tr, nodata
+
+
+def degrees_per_unit(crs):
+    """The angular unit of a geographic CRS in degrees (0.9 for grads), else None. Rounded to
+    12 decimals: the unit's radian factor is not exact in binary."""
+    c = pyproj.CRS.from_wkt(crs.to_wkt(version="WKT2_2019"))
+    if not c.is_geographic:
+        return None
+    return round(math.degrees(c.axis_info[0].unit_conversion_factor), 12)
+
+
+def gdal_reading(src, log):
+    """What GDAL makes of a GeoKey file: CRS, georeferencing and the warnings it logged."""
+    crs = src.crs
+    return {
+        "epsg": crs.to_epsg(),
+        "proj4": crs.to_proj4(),
+        "wkt": crs.to_wkt(),
+        "transform": list(src.get_transform()),
+        "bounds": list(src.bounds),
+        "wgs84_bounds": list(rasterio.warp.transform_bounds(crs, "EPSG:4326", *src.bounds,
+                                                            densify_pts=21)),
+        "degrees_per_unit": degrees_per_unit(crs),
+        "log": log,
+    }
+
+
+def tile_array(img):
+    """Bands then a 255/0 validity plane, all in the data dtype (make_reference_tiles.py's layout)."""
+    data = np.asarray(img.data)
+    mask = np.where(np.asarray(img._mask), 255, 0).astype(data.dtype)
+    return np.concatenate([data, mask[np.newaxis]], axis=0)
+
+
+def reference_tiles(path, name, wgs84_bounds, out_dir):
+    """rio-tiler nearest tiles of one file: the centre of its WGS84 bounds at maxzoom and
+    maxzoom - 1 and its north-west corner (1% inside) at maxzoom. Empty tiles are skipped."""
+    west, south, east, north = wgs84_bounds
+    cx, cy = (west + east) / 2, (south + north) / 2
+    nw = (west + (east - west) * 0.01, north - (north - south) * 0.01)
+    tiles, skipped = [], []
+    with Reader(path) as reader:
+        maxz = reader.maxzoom
+        wanted = []
+        for lon, lat, z in [(cx, cy, maxz), (cx, cy, maxz - 1), (*nw, maxz)]:
+            t = reader.tms.tile(lon, lat, z)
+            if (t.z, t.x, t.y) not in wanted:
+                wanted.append((t.z, t.x, t.y))
+        for z, x, y in wanted:
+            img = reader.tile(x, y, z, tilesize=TILE_SIZE, resampling_method="nearest",
+                              reproject_method="nearest")
+            arr = tile_array(img)
+            frac = float((arr[-1] > 0).mean())
+            if frac == 0:
+                skipped.append(f"{name} {z}/{x}/{y}")
+                continue
+            rel = f"{name}/{z}_{x}_{y}_{TILE_SIZE}.npy"
+            os.makedirs(os.path.join(out_dir, name), exist_ok=True)
+            np.save(os.path.join(out_dir, rel), arr)
+            tiles.append({"z": z, "x": x, "y": y, "tile_size": TILE_SIZE, "npy": rel,
+                          "dtype": arr.dtype.name, "valid_fraction": round(frac, 6)})
+    return tiles, skipped
+
+
+def write_wrap_fixture(data_dir, out_dir):
+    """ETOPO20 with its columns rolled so the grid runs from longitude 20 to 380."""
+    with rasterio.open(os.path.join(data_dir, ETOPO20)) as src:
+        arr = src.read()
+        tr, crs = src.transform, src.crs
+    shift = round((20.0 - tr.c) / tr.a)
+    if abs(tr.c + shift * tr.a - 20.0) > 1e-9 or arr.shape[2] * tr.a != 360.0:
+        raise SystemExit(f"{ETOPO20}: longitude 20 is not a column edge of a global grid")
+    # Column c of the new grid is the source column at longitude 20 + c * res (wrapped).
+    rolled = np.roll(arr, -shift, axis=2)
+    new_tr = Affine(tr.a, tr.b, 20.0, tr.d, tr.e, tr.f)
+    tif, npy = "etopo20_20e_380e.tif", "etopo20_20e_380e.npy"
+    path = os.path.join(out_dir, tif)
+    if os.path.exists(path):
+        os.remove(path)
+    bands, height, width = rolled.shape
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=bands,
+                       dtype=rolled.dtype.name, crs=crs, transform=new_tr,
+                       compress="DEFLATE") as dst:
+        dst.write(rolled)
+    with rasterio.open(path) as src:
+        got = src.read()
+        gt = list(src.get_transform())
+    if not np.array_equal(got, rolled) or gt[0] != 20.0:
+        raise SystemExit(f"{tif}: GDAL reads back something other than was written")
+    np.save(os.path.join(out_dir, npy), got)
+    # What rio-tiler draws of it at zoom 2: GDAL's warper does not wrap the grid, so tiles
+    # west of 20°E are outside its bounds (None) and the one across 20°E is partial. The test
+    # records the difference next to Kiln's whole globe.
+    rio_tiler_zoom2 = []
+    with Reader(path) as reader:
+        for x in range(4):
+            for y in range(4):
+                try:
+                    img = reader.tile(x, y, 2, tilesize=TILE_SIZE, resampling_method="nearest",
+                                      reproject_method="nearest")
+                    frac = round(float((np.asarray(img._mask) > 0).mean()), 6)
+                except TileOutsideBounds:
+                    frac = None
+                rio_tiler_zoom2.append({"x": x, "y": y, "valid_fraction": frac})
+    return {"tif": tif, "npy": npy, "transform": gt, "width": width, "height": height,
+            "rio_tiler_zoom2": rio_tiler_zoom2}
+
+
+def write_geokey_fixtures(data_dir, out_dir):
+    """Writes the GeoKey family into out_dir and returns its manifest (not yet written)."""
+    entries = []
+    for name, source, keys, expect, mentions, placement in geokey_fixtures():
+        tif = f"{name}.tif"
+        path = os.path.join(out_dir, tif)
+        shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)  # old tiles
+        keys = sorted(keys, key=lambda kv: kv[0])
+        # Provisional file: only the keys matter, GDAL's CRS for them decides the pixels.
+        write_geotiff(path, np.zeros((1, 1), np.uint8), [1.0, 1.0, 0.0], [0.0] * 6, keys)
+        with rasterio.open(path) as src:
+            crs = src.crs
+        if crs is None:
+            raise SystemExit(f"{name}: GDAL reads no CRS from the keys")
+        arr, tr, nodata = place_pixels(data_dir, source, placement, crs)
+        write_geotiff(path, arr, [tr.a, -tr.e, 0.0], [0.0, 0.0, 0.0, tr.c, tr.f, 0.0], keys,
+                      nodata=nodata)
+
+        src, log = open_logged(path)
+        with src:
+            if src.crs != crs:
+                raise SystemExit(f"{name}: GDAL reads the final file's keys differently")
+            if not np.array_equal(src.read(1), arr):
+                raise SystemExit(f"{name}: GDAL reads back different pixels than were written")
+            gdal = gdal_reading(src, log)
+            height, width, dtype, got_nodata = src.height, src.width, src.dtypes[0], src.nodata
+        # The pixels must show the place they came from, as GDAL georeferences them.
+        west, south, east, north = gdal["wgs84_bounds"]
+        want = window_centre_lonlat(data_dir, source, placement[1])
+        off = max(abs((west + east) / 2 - want[0]), abs((south + north) / 2 - want[1]))
+        if off > GEOKEY_PLACE_TOLERANCE:
+            raise SystemExit(f"{name}: GDAL places the file {off:.4f} degrees from its source "
+                             f"window ({gdal['wgs84_bounds']} vs centre {want})")
+
+        tiles, skipped = [], []
+        if expect == "read":
+            tiles, skipped = reference_tiles(path, name, gdal["wgs84_bounds"], out_dir)
+        for s in skipped:
+            print(f"  skipped tile {s}: no valid pixels")
+        entries.append({
+            "name": name,
+            "tif": tif,
+            "source": source,
+            "keys": [[k, v] for k, v in keys],
+            "expect": expect,
+            "error_mentions": mentions,
+            "gdal": gdal,
+            "width": width,
+            "height": height,
+            "dtype": dtype,
+            "nodata": got_nodata,
+            "tiles": tiles,
+        })
+        print(f"  {name}: epsg={gdal['epsg']} {len(tiles)} tiles"
+              + "".join(f"\n    GDAL: {m}" for m in log))
+
+    return {
+        "generator": "scripts/make_fixtures.py",
+        "gdal_version": rasterio.__gdal_version__,
+        "fixtures": entries,
+        "wrap": write_wrap_fixture(data_dir, out_dir),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", required=True)
@@ -151,8 +610,11 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     # A half-finished run must not leave an old manifest describing new files.
     manifest_path = os.path.join(args.out, "manifest.json")
-    if os.path.exists(manifest_path):
-        os.remove(manifest_path)
+    geokey_dir = os.path.join(args.out, GEOKEY_SUBDIR)
+    geokey_manifest_path = os.path.join(geokey_dir, "manifest.json")
+    for p in (manifest_path, geokey_manifest_path):
+        if os.path.exists(p):
+            os.remove(p)
     # GDAL writes no timestamp into GeoTIFFs, and masks go inside the file (the 3.x default,
     # made explicit); no .aux.xml side files either.
     env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK="YES", GDAL_PAM_ENABLED="NO")
@@ -225,6 +687,15 @@ def main():
         json.dump(manifest, f, indent=1, allow_nan=False)
         f.write("\n")
     print(f"{len(entries)} fixtures in {args.out}")
+
+    # The GeoKey family, its manifest written last.
+    os.makedirs(geokey_dir, exist_ok=True)
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        geokey_manifest = write_geokey_fixtures(args.data_dir, geokey_dir)
+    with open(geokey_manifest_path, "w") as f:
+        json.dump(geokey_manifest, f, indent=1, allow_nan=False)
+        f.write("\n")
+    print(f"{len(geokey_manifest['fixtures'])} GeoKey fixtures in {geokey_dir}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ python="${PYTHON:-python3}"
 force="${1:-}"
 
 want="$(cat "$here/make_reference_tiles.py" "$here/make_jpeg_reference_blocks.py" "$here/make_fixtures.py" "$here/make_stats_reference.py" "$here/py-requirements.txt" | sha256sum | cut -d' ' -f1)"
-if [ "$force" != "--force" ] && [ -f "$out/manifest.json" ] && [ -f "$out/jpeg/manifest.json" ] && [ -f "$out/fixtures/manifest.json" ] && [ -f "$out/stats/dem_srtm30s_luxembourg_i16_lzw.json" ] && [ -f "$out/.stamp" ] \
+if [ "$force" != "--force" ] && [ -f "$out/manifest.json" ] && [ -f "$out/jpeg/manifest.json" ] && [ -f "$out/fixtures/manifest.json" ] && [ -f "$out/fixtures/geokeys/manifest.json" ] && [ -f "$out/stats/dem_srtm30s_luxembourg_i16_lzw.json" ] && [ -f "$out/.stamp" ] \
     && [ "$(cat "$out/.stamp")" = "$want" ]; then
     echo "reference tiles up to date in $out"
     exit 0
