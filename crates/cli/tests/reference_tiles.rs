@@ -63,57 +63,153 @@ const SMOOTH_MIN_WITHIN: f64 = 0.99;
 /// raster, depending on whether rio-tiler added an alpha band; see `warp/kernel.rs`), so
 /// the two antialiasing filters can differ in width by up to the reduction factor. Two
 /// such filters differ per pixel by up to the local contrast at the scale between them
-/// (large across sharp edges), but on average by a small share of the value range. So a
-/// "down" tile passes when its mean absolute difference over pixels valid on both sides
-/// is at most 5 % of the tile's value range and the masks agree on 99 % of the tile.
+/// (large across sharp edges, a small share of a tile), but on average by a small share of
+/// the value range. So a "down" tile passes when
+/// - its mean absolute difference over pixels valid on both sides is at most 5 % of the
+///   tile's value range,
+/// - and, per sample, at least 97 % of the samples are within 5 % of that range (1 unit for
+///   integers at least): a mean can hide a block of wrong pixels, this cannot,
+/// - and the masks agree on 99 % of the tile.
+///
 /// Positions are checked exactly by the nearest test on the same tiles, and "up" tiles
 /// keep the per-sample bound above.
 const DOWN_MAX_MEAN_ABS_DIFF: f64 = 0.05;
+const DOWN_SAMPLE_RANGE_FRACTION: f64 = 0.05;
+const DOWN_MIN_WITHIN: f64 = 0.97;
 
-/// Known deviations, listed here so they stay visible: (file, resampling, tile kind,
-/// minimum agreement, minimum mask agreement, maximum mean |diff| / range, why).
-/// `img_landsat7_sfbay_3857_rgb_cog.tif` is already in EPSG:3857, so rio-tiler reads it
-/// with a plain windowed `read()` instead of a warp: GDAL's RasterIO resampling over a
-/// temporary boundless VRT with fractional placement and virtual overviews. Kiln warps it
-/// like every other source; tiles running off the image pick samples up to one source
-/// pixel apart. The bounds below are what Kiln reaches, so a regression still fails.
-const KNOWN_DEVIATIONS: &[(&str, &str, &str, f64, f64, f64, &str)] = &[
-    (
-        "img_landsat7_sfbay_3857_rgb_cog.tif",
-        "nearest",
-        "down",
-        0.89,
-        0.99,
-        1.0,
-        "same-CRS RasterIO read over a boundless VRT",
-    ),
-    (
-        "img_landsat7_sfbay_3857_rgb_cog.tif",
-        "bilinear",
-        "down",
-        0.0,
-        0.94,
-        0.07,
-        "same-CRS RasterIO read over a boundless VRT",
-    ),
-    (
-        "img_landsat7_sfbay_3857_rgb_cog.tif",
-        "cubic",
-        "down",
-        0.0,
-        0.95,
-        0.09,
-        "same-CRS RasterIO read over a boundless VRT",
-    ),
-    (
-        "img_landsat7_sfbay_3857_rgb_cog.tif",
-        "cubic",
-        "up",
-        0.92,
-        0.99,
-        1.0,
-        "same-CRS RasterIO cubic, not the warper's",
-    ),
+/// A place where Kiln knowingly differs from GDAL, with the bounds Kiln reaches today so the
+/// gap stays visible and a regression still fails. No bound may be "unchecked" (an agreement
+/// of 0 or a mean difference of 100 % of the range): `known_deviations_have_real_floors`
+/// holds the table to that.
+struct KnownDeviation {
+    file: &'static str,
+    resampling: &'static str,
+    /// "up" (GDAL warps at tile resolution) or "down" (it reduces a larger raster).
+    kind: &'static str,
+    /// Least share of samples agreeing: exactly for nearest, within the per-sample
+    /// tolerance of the tile kind otherwise.
+    min_agree: f64,
+    min_mask_agree: f64,
+    /// Largest mean |kiln - reference| / value range.
+    max_mean_abs_diff: f64,
+    why: &'static str,
+}
+
+/// Why each entry is here:
+/// - `img_landsat7_sfbay_3857_rgb_cog.tif` is already in EPSG:3857, so rio-tiler reads it
+///   with a plain windowed `read()` instead of a warp: GDAL's RasterIO resampling over a
+///   temporary boundless VRT with fractional placement and virtual overviews. Kiln warps it
+///   like every other source; tiles running off the image pick samples up to one source
+///   pixel apart.
+/// - Sharp-edged 8-bit imagery reduced 4-15x (the JPEG-compressed MODIS and Bahamas RGB, the
+///   NAD27 equal-area u8 scan): the two antialiasing filters differ in width (see
+///   `DOWN_MAX_MEAN_ABS_DIFF`), which on such images moves many samples by more than 5 % of
+///   the range while the mean stays within 1-4 %.
+///
+/// Floors are the worst tile of the 2026-12-07 run rounded down by about one percentage point
+/// (the references and Kiln are deterministic; the margin is for a future GDAL wheel), means
+/// rounded up the same way.
+const KNOWN_DEVIATIONS: &[KnownDeviation] = &[
+    KnownDeviation {
+        file: "img_landsat7_sfbay_3857_rgb_cog.tif",
+        resampling: "nearest",
+        kind: "down",
+        // measured: 90.06 % equal, mask 99.46 %, mean |d| 0.97 % of the range
+        min_agree: 0.89,
+        min_mask_agree: 0.99,
+        max_mean_abs_diff: 0.011,
+        why: "same-CRS RasterIO read over a boundless VRT",
+    },
+    KnownDeviation {
+        file: "img_landsat7_sfbay_3857_rgb_cog.tif",
+        resampling: "bilinear",
+        kind: "down",
+        // measured: 66.14 % within 5 %, mask 94.90 %, mean 5.45 %
+        min_agree: 0.65,
+        min_mask_agree: 0.94,
+        max_mean_abs_diff: 0.056,
+        why: "same-CRS RasterIO read over a boundless VRT",
+    },
+    KnownDeviation {
+        file: "img_landsat7_sfbay_3857_rgb_cog.tif",
+        resampling: "cubic",
+        kind: "down",
+        // measured: 60.30 % within 5 %, mask 96.08 %, mean 7.86 %
+        min_agree: 0.59,
+        min_mask_agree: 0.95,
+        max_mean_abs_diff: 0.08,
+        why: "same-CRS RasterIO read over a boundless VRT",
+    },
+    KnownDeviation {
+        file: "img_landsat7_sfbay_3857_rgb_cog.tif",
+        resampling: "cubic",
+        kind: "up",
+        // measured: 92.89 % within 0.5 %, mask 99.25 %, mean 0.42 %
+        min_agree: 0.92,
+        min_mask_agree: 0.99,
+        max_mean_abs_diff: 0.005,
+        why: "same-CRS RasterIO cubic, not the warper's",
+    },
+    KnownDeviation {
+        file: "img_modis_miriam_4326_rgb_jpeg.tif",
+        resampling: "bilinear",
+        kind: "down",
+        // measured: 90.59 % within 5 %, mask 100 %, mean 1.89 %
+        min_agree: 0.90,
+        min_mask_agree: 0.99,
+        max_mean_abs_diff: 0.02,
+        why: "antialiasing filter width on sharp imagery",
+    },
+    KnownDeviation {
+        file: "img_modis_miriam_4326_rgb_jpeg.tif",
+        resampling: "cubic",
+        kind: "down",
+        // measured: 85.78 % within 5 %, mask 100 %, mean 2.39 %
+        min_agree: 0.85,
+        min_mask_agree: 0.99,
+        max_mean_abs_diff: 0.025,
+        why: "antialiasing filter width on sharp imagery",
+    },
+    KnownDeviation {
+        file: "odd_bahamas_rgb_jpeg_internal_mask_cog.tif",
+        resampling: "bilinear",
+        kind: "down",
+        // measured: 93.94 % within 5 %, mask 100 %, mean 1.19 %
+        min_agree: 0.93,
+        min_mask_agree: 0.99,
+        max_mean_abs_diff: 0.013,
+        why: "antialiasing filter width on sharp imagery",
+    },
+    KnownDeviation {
+        file: "odd_bahamas_rgb_jpeg_internal_mask_cog.tif",
+        resampling: "cubic",
+        kind: "down",
+        // measured: 92.42 % within 5 %, mask 100 %, mean 1.72 %
+        min_agree: 0.91,
+        min_mask_agree: 0.99,
+        max_mean_abs_diff: 0.018,
+        why: "antialiasing filter width on sharp imagery",
+    },
+    KnownDeviation {
+        file: "odd_cea_nad27_u8.tif",
+        resampling: "bilinear",
+        kind: "down",
+        // measured: 76.19 % within 5 %, mask 100 %, mean 3.52 %
+        min_agree: 0.75,
+        min_mask_agree: 0.99,
+        max_mean_abs_diff: 0.036,
+        why: "antialiasing filter width on sharp imagery",
+    },
+    KnownDeviation {
+        file: "odd_cea_nad27_u8.tif",
+        resampling: "cubic",
+        kind: "down",
+        // measured: 70.25 % within 5 %, mask 100 %, mean 4.22 %
+        min_agree: 0.69,
+        min_mask_agree: 0.99,
+        max_mean_abs_diff: 0.043,
+        why: "antialiasing filter width on sharp imagery",
+    },
 ];
 const SMOOTH_MIN_MASK_AGREE: f64 = 0.99;
 const SMOOTH_RANGE_FRACTION: f64 = 0.005;
@@ -166,7 +262,8 @@ impl Entry {
 struct Outcome {
     entry: Entry,
     /// Share of samples, among pixels valid in both tiles, that match exactly (nearest)
-    /// or within tolerance (bilinear/cubic). `None` when no pixel is valid in both.
+    /// or within tolerance (bilinear/cubic: the "up" tolerance for up tiles, the "down"
+    /// one for down tiles). `None` when no pixel is valid in both.
     agree: Option<f64>,
     exact: Option<f64>,
     mask_agree: f64,
@@ -379,7 +476,12 @@ fn compare(
                 exact_slack
             } else {
                 let unit: f64 = if is_float { 0.0 } else { 1.0 };
-                unit.max(SMOOTH_RANGE_FRACTION * range).max(if is_float {
+                let fraction = if entry.minifies() {
+                    DOWN_SAMPLE_RANGE_FRACTION
+                } else {
+                    SMOOTH_RANGE_FRACTION
+                };
+                unit.max(fraction * range).max(if is_float {
                     FLOAT_RELATIVE * r.abs()
                 } else {
                     0.0
@@ -436,35 +538,27 @@ fn kind(e: &Entry) -> &'static str {
     }
 }
 
-fn known_deviation(
-    e: &Entry,
-) -> Option<&'static (
-    &'static str,
-    &'static str,
-    &'static str,
-    f64,
-    f64,
-    f64,
-    &'static str,
-)> {
+fn known_deviation(e: &Entry) -> Option<&'static KnownDeviation> {
     KNOWN_DEVIATIONS
         .iter()
-        .find(|d| d.0 == e.file_name() && d.1 == e.resampling && d.2 == kind(e))
+        .find(|d| d.file == e.file_name() && d.resampling == e.resampling && d.kind == kind(e))
 }
 
 fn passes(o: &Outcome) -> bool {
     if o.error.is_some() {
         return false;
     }
-    if let Some(&(_, _, _, min_agree, min_mask, max_mad, _)) = known_deviation(&o.entry) {
-        return o.agree.is_none_or(|a| a >= min_agree)
-            && o.mask_agree >= min_mask
-            && o.mean_abs_diff <= max_mad;
+    if let Some(d) = known_deviation(&o.entry) {
+        return o.agree.is_none_or(|a| a >= d.min_agree)
+            && o.mask_agree >= d.min_mask_agree
+            && o.mean_abs_diff <= d.max_mean_abs_diff;
     }
     if o.entry.resampling == "nearest" {
         o.agree.is_none_or(|a| a >= NEAREST_MIN_EXACT) && o.mask_agree >= NEAREST_MIN_MASK_AGREE
     } else if o.entry.minifies() {
-        o.mean_abs_diff <= DOWN_MAX_MEAN_ABS_DIFF && o.mask_agree >= SMOOTH_MIN_MASK_AGREE
+        o.mean_abs_diff <= DOWN_MAX_MEAN_ABS_DIFF
+            && o.agree.is_none_or(|a| a >= DOWN_MIN_WITHIN)
+            && o.mask_agree >= SMOOTH_MIN_MASK_AGREE
     } else {
         o.agree.is_none_or(|a| a >= SMOOTH_MIN_WITHIN) && o.mask_agree >= SMOOTH_MIN_MASK_AGREE
     }
@@ -574,7 +668,7 @@ fn summary(outcomes: &[Outcome]) -> String {
         let known = os
             .first()
             .and_then(|o| known_deviation(&o.entry))
-            .map_or("", |d| d.6);
+            .map_or("", |d| d.why);
         s.push_str(&format!(
             "{:<62} {:<4} {:<8} {:>5} {:>8} {:>8} {:>8} {:>8.3} {:>6}  {} {}\n",
             file,
@@ -615,7 +709,9 @@ fn check_resampling(resampling: &str) {
     let outcomes = run_all(&entries, &work);
     assert_eq!(outcomes.len(), entries.len(), "a worker thread died");
     println!(
-        "kiln tile vs rio-tiler, {resampling}:\n{}",
+        "kiln tile vs rio-tiler, {resampling} (agr% = samples of pixels valid on both sides \
+         within tolerance: exact for nearest, 0.5 % of the range for up tiles, 5 % for down \
+         tiles; mad% = mean |diff| / range):\n{}",
         summary(&outcomes)
     );
     if std::env::var_os("KILN_REF_VERBOSE").is_some() {
@@ -664,4 +760,30 @@ fn bilinear_tiles_match_rio_tiler() {
 #[test]
 fn cubic_tiles_match_rio_tiler() {
     check_resampling("cubic");
+}
+
+/// Every known deviation keeps a real floor: an agreement of 0 or a mean difference of the
+/// whole value range would let any regression through.
+#[test]
+fn known_deviations_have_real_floors() {
+    for d in KNOWN_DEVIATIONS {
+        let name = format!("{} {} {}", d.file, d.resampling, d.kind);
+        assert!(
+            d.min_agree > 0.0 && d.min_agree < 1.0,
+            "{name}: min_agree {} is no floor",
+            d.min_agree
+        );
+        assert!(
+            d.min_mask_agree > 0.0 && d.min_mask_agree < 1.0,
+            "{name}: min_mask_agree {} is no floor",
+            d.min_mask_agree
+        );
+        assert!(
+            d.max_mean_abs_diff > 0.0 && d.max_mean_abs_diff < 1.0,
+            "{name}: max_mean_abs_diff {} is no ceiling",
+            d.max_mean_abs_diff
+        );
+        assert!(d.kind == "up" || d.kind == "down", "{name}: kind");
+        assert!(!d.why.is_empty(), "{name}: say why");
+    }
 }
