@@ -28,10 +28,18 @@ export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 # --- seed corpora -------------------------------------------------------------------------
-# parse_header: the first 64 KiB of every shared file (whole files for the small ones).
+# parse_header: the first 64 KiB of every shared file (whole files for the small ones)...
 mkdir -p fuzz/corpus/parse_header fuzz/corpus/decode_block
 for f in "$data"/*.tif; do
   head -c 65536 "$f" >"fuzz/corpus/parse_header/$(basename "$f" .tif)"
+done
+# ... and the generated fixtures when scripts/make_reference_tiles.sh has made them: other
+# sample types and layouts, and hand-written GeoKeys (unit, datum and projection overrides,
+# grads, contradictions) for the CRS reader.
+ref="${KILN_REF_DIR:-tests/ref-cache}/fixtures"
+for f in "$ref"/*.tif "$ref"/geokeys/*.tif; do
+  [ -f "$f" ] || continue
+  head -c 65536 "$f" >"fuzz/corpus/parse_header/fixture-$(basename "$f" .tif)"
 done
 # decode_block: [file, image, codec, index_lo, index_hi, mode] with an empty payload and mode 1
 # (XOR over the real block), i.e. the real blocks of every embedded file's first images, first
