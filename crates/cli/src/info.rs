@@ -1,7 +1,6 @@
 //! `kiln info FILE`.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
@@ -9,8 +8,8 @@ use kiln_engine::{Engine, EngineConfig};
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The GeoTIFF to describe.
-    file: PathBuf,
+    /// The GeoTIFF to describe: a path or a file:// URI.
+    file: String,
 }
 
 pub async fn run(args: InfoArgs) -> anyhow::Result<()> {
@@ -19,9 +18,9 @@ pub async fn run(args: InfoArgs) -> anyhow::Result<()> {
         ..EngineConfig::default()
     })?;
     let info = engine
-        .describe_path(&args.file)
+        .describe_uri(&args.file)
         .await
-        .with_context(|| format!("cannot describe {}", args.file.display()))?;
+        .with_context(|| format!("cannot describe {}", args.file))?;
     // The JSON says it too; a person reading the terminal should not miss a changed CRS.
     for note in info.crs.iter().flat_map(|c| &c.notes) {
         eprintln!("note: {note}");

@@ -11,8 +11,8 @@ use kiln_engine::{Engine, EngineConfig, TileRequest};
 
 #[derive(Debug, Args)]
 pub struct TileArgs {
-    /// The GeoTIFF to read.
-    file: PathBuf,
+    /// The GeoTIFF to read: a path or a file:// URI.
+    file: String,
     z: u8,
     x: u32,
     y: u32,
@@ -64,7 +64,7 @@ pub async fn run(args: TileArgs) -> anyhow::Result<()> {
         cpu_threads: 0,
         ..EngineConfig::default()
     })?;
-    let source = engine.open_path(&args.file).await?;
+    let source = engine.open_uri(&args.file).await?;
     let req = TileRequest {
         tile,
         tile_size: args.tile_size,

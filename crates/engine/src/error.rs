@@ -86,6 +86,12 @@ impl From<StorageError> for EngineError {
                 uri,
                 reason: source.to_string(),
             },
+            // A URI Kiln cannot open is a property of the source's name, not of a request.
+            StorageError::BadUri { uri, reason } => Self::Unsupported {
+                uri,
+                reason: format!("bad source URI: {reason}"),
+            },
+            StorageError::Unsupported { uri, reason } => Self::Unsupported { uri, reason },
             StorageError::Internal { reason } => Self::Internal { reason },
         }
     }

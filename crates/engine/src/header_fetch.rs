@@ -65,8 +65,8 @@ pub(crate) async fn fetch_header(source: &dyn ByteSource) -> Result<TiffHeader, 
 
 /// Reads and parses the TIFF header of a local file (any TIFF: no georeferencing needed).
 pub async fn read_tiff_header(path: &std::path::Path) -> Result<TiffHeader, EngineError> {
-    let file = kiln_storage::FileSource::open(path).await?;
-    fetch_header(&file).await
+    let file = kiln_storage::open_path(path).await?;
+    fetch_header(file.as_ref()).await
 }
 
 /// Reads the georeferencing tags of `source`'s first IFD, verbatim.

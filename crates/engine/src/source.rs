@@ -11,7 +11,7 @@ use kiln_cog::{ImageIfd, TiffHeader};
 use kiln_core::tms::{TileCoord, TileMatrixSet};
 use kiln_core::warp::{self, GridSpec, Reprojection, Resampling};
 use kiln_core::{Crs, GeoTransform, Raster};
-use kiln_storage::{ByteRange, ByteSource, FileSource, SourceIdentity};
+use kiln_storage::{ByteRange, ByteSource, SourceIdentity};
 
 use crate::header_fetch::fetch_header;
 use crate::window::{assemble, BlockId, MaskRule, Plane, WindowPlan};
@@ -176,18 +176,25 @@ impl Engine {
         &self.inner.tms
     }
 
+    /// Opens the source a URI or path names (see [`kiln_storage::open`]), reusing the parsed
+    /// header when the source is unchanged.
+    pub async fn open_uri(&self, uri: &str) -> Result<Arc<OpenSource>, EngineError> {
+        let src = kiln_storage::open(uri).await?;
+        self.open(src).await
+    }
+
     /// Opens a local file, reusing the parsed header when the file is unchanged.
     pub async fn open_path(&self, path: &Path) -> Result<Arc<OpenSource>, EngineError> {
-        let src = FileSource::open(path).await?;
-        self.open(Arc::new(src)).await
+        let src = kiln_storage::open_path(path).await?;
+        self.open(src).await
     }
 
     /// Opens a local file for whole-image pixel reads only (`optimize`): a file without
     /// georeferencing or CRS is accepted, with an identity transform and a WGS 84 placeholder
     /// CRS that nothing reads. Not cached, so a tile request never sees the placeholder.
     pub async fn open_path_for_pixels(&self, path: &Path) -> Result<Arc<OpenSource>, EngineError> {
-        let src = FileSource::open(path).await?;
-        let mut header = fetch_header(&src).await?;
+        let src = kiln_storage::open_path(path).await?;
+        let mut header = fetch_header(src.as_ref()).await?;
         let georef = header.georef.get_or_insert_with(|| kiln_cog::Georef {
             transform: GeoTransform([0.0, 1.0, 0.0, 0.0, 0.0, -1.0]),
             crs: None,
@@ -197,13 +204,14 @@ impl Engine {
         if georef.crs.is_none() {
             georef.crs = Some(Crs::wgs84());
         }
-        build_open_source(&self.inner, Arc::new(src), header)
+        build_open_source(&self.inner, src, header)
     }
 
-    /// Describes a local file from its header alone (works for files without a CRS too).
-    pub async fn describe_path(&self, path: &Path) -> Result<crate::SourceInfo, EngineError> {
-        let src = FileSource::open(path).await?;
-        let header = fetch_header(&src).await?;
+    /// Describes a source (a URI or path) from its header alone (works for files without a
+    /// CRS too).
+    pub async fn describe_uri(&self, uri: &str) -> Result<crate::SourceInfo, EngineError> {
+        let src = kiln_storage::open(uri).await?;
+        let header = fetch_header(src.as_ref()).await?;
         let problems = header.cog_problems();
         crate::source_info(&src.identity().uri, &header, problems).ok_or_else(|| {
             EngineError::BadSource {

@@ -15,7 +15,7 @@ use kiln_engine::{
     compute_footprint, compute_statistics, source_info, Engine, EngineConfig, EngineError,
     FootprintOptions, StatsOptions, TileRequest,
 };
-use kiln_storage::{BoxFuture, ByteRange, ByteSource, FileSource, SourceIdentity, StorageError};
+use kiln_storage::{BoxFuture, ByteRange, ByteSource, SourceIdentity, StorageError};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,7 +30,7 @@ fn engine() -> Engine {
 /// A file source that counts its reads, to prove a stored header spares the header fetch.
 #[derive(Debug)]
 struct Counting {
-    inner: FileSource,
+    inner: Arc<dyn ByteSource>,
     reads: AtomicU64,
 }
 
@@ -68,7 +68,7 @@ async fn stored_header_renders_identical_tiles_without_reading_the_header() {
         // A fresh engine: nothing cached, so only the stored header can spare the fetch.
         let fresh = engine();
         let counting = Arc::new(Counting {
-            inner: FileSource::open(data(name)).await.unwrap(),
+            inner: kiln_storage::open_path(&data(name)).await.unwrap(),
             reads: AtomicU64::new(0),
         });
         let reopened = fresh

@@ -5,13 +5,11 @@
 //! fresh process reads no headers); metadata missing from the catalog (`kiln serve -r`) is
 //! computed on first use and written back.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_catalog::{Catalog, DatasetMetadata};
 use kiln_engine::{Engine, OpenSource};
-use kiln_storage::FileSource;
 
 use crate::error::ApiError;
 
@@ -100,7 +98,7 @@ impl DatasetStore {
     async fn load(&self, keys: Vec<String>) -> Result<Arc<Resolved>, ApiError> {
         let dataset = self.catalog.dataset(&keys).await?;
         let stored = self.catalog.metadata(&keys).await?;
-        let file = FileSource::open(Path::new(&dataset.uri))
+        let file = kiln_storage::open(&dataset.uri)
             .await
             .map_err(kiln_engine::EngineError::from)?;
         let header = stored
@@ -115,8 +113,8 @@ impl DatasetStore {
                 }
             });
         let source = match header {
-            Some(h) => self.engine.open_with_header(Arc::new(file), h).await?,
-            None => self.engine.open(Arc::new(file)).await?,
+            Some(h) => self.engine.open_with_header(file, h).await?,
+            None => self.engine.open(file).await?,
         };
         let metadata = match stored {
             Some(m) => m,

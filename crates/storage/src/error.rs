@@ -26,6 +26,12 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// The URI cannot name a source (empty, a remote host in a `file://` URI, bad encoding).
+    #[error("{uri}: bad source URI: {reason}")]
+    BadUri { uri: String, reason: String },
+    /// A well-formed URI of a kind Kiln cannot read (yet).
+    #[error("{uri}: unsupported source: {reason}")]
+    Unsupported { uri: String, reason: String },
     #[error("internal storage error: {reason}")]
     Internal { reason: String },
 }

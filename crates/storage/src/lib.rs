@@ -9,6 +9,7 @@ mod coalesce;
 mod error;
 mod file;
 mod memory;
+mod open;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ pub use coalesce::{coalesce_ranges, ByteRange, CoalescePlan};
 pub use error::StorageError;
 pub use file::FileSource;
 pub use memory::MemorySource;
+pub use open::{open, open_path, Location};
 
 /// A boxed, sendable future (what trait objects of [`ByteSource`] return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
