@@ -72,6 +72,10 @@ pub struct OptimizeArgs {
     /// Files processed at once (default 1; each file already uses every core).
     #[arg(short, long, value_name = "N", default_value_t = 1)]
     jobs: usize,
+    /// Optimize every file that can be, report the others, and fail at the end (without it,
+    /// the first failure stops new files from starting).
+    #[arg(long)]
+    continue_on_error: bool,
     /// No progress bars and no summary.
     #[arg(short, long)]
     quiet: bool,
@@ -121,7 +125,7 @@ pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
     let mut failures = Vec::new();
     let mut written = 0usize;
     loop {
-        while running.len() < args.jobs && failures.is_empty() {
+        while running.len() < args.jobs && (failures.is_empty() || args.continue_on_error) {
             let Some((input, output)) = queue.next() else {
                 break;
             };
@@ -164,18 +168,43 @@ pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            Err(e) => failures.push(
-                anyhow::Error::new(e).context(format!("cannot optimize {}", input.display())),
-            ),
+            Err(e) => {
+                let e =
+                    anyhow::Error::new(e).context(format!("cannot optimize {}", input.display()));
+                if args.continue_on_error {
+                    // Said now, so a long run shows its failures as they happen.
+                    let line = format!("error: {e:#}");
+                    if show {
+                        let _ = multi.println(line);
+                    } else {
+                        eprintln!("{line}");
+                    }
+                }
+                failures.push(e);
+            }
         }
     }
     overall.finish_and_clear();
-    if let Some(first) = failures.into_iter().next() {
-        return Err(first);
-    }
     if !args.quiet {
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{written} written, {skipped} skipped");
+        let _ = writeln!(
+            err,
+            "{written} written, {skipped} skipped{}",
+            if failures.is_empty() {
+                String::new()
+            } else {
+                format!(", {} failed", failures.len())
+            }
+        );
+    }
+    if args.continue_on_error {
+        match failures.len() {
+            0 => {}
+            1 => return Err(failures.remove(0)),
+            n => bail!("{n} files could not be optimized (each reported above)"),
+        }
+    } else if let Some(first) = failures.into_iter().next() {
+        return Err(first);
     }
     Ok(())
 }

@@ -544,3 +544,44 @@ fn reprojection_matches_gdalwarp() {
     assert_eq!(r["mask_agree"], 1.0, "{r}");
     assert_eq!(r["equal"], serde_json::json!([1.0]), "{r}");
 }
+
+/// `--continue-on-error`: a file that is not a TIFF is reported and the others are written;
+/// the run still fails. Without the flag the first failure stops new files from starting.
+#[test]
+fn continue_on_error_writes_the_rest_and_fails_at_the_end() {
+    let inputs = TempDir::new("coe-in");
+    let bogus = inputs.join("a_bogus.tif");
+    std::fs::write(&bogus, b"this is not a TIFF file").unwrap();
+    let good = data_dir().join("dem_srtm30s_luxembourg_i16_lzw.tif");
+    let out = TempDir::new("coe-out");
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "optimize".to_string(),
+            bogus.to_str().unwrap().to_string(),
+            good.to_str().unwrap().to_string(),
+            "-o".to_string(),
+            out.0.to_str().unwrap().to_string(),
+            "-q".to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |a: Vec<String>| kiln(&a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let o = run(args(&[]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("a_bogus.tif"), "{}", stderr(&o));
+    assert!(out.names().is_empty(), "{:?}", out.names());
+
+    let o = run(args(&["--continue-on-error"]));
+    assert!(!o.status.success(), "a failed file must fail the run");
+    assert!(stderr(&o).contains("a_bogus.tif"), "{}", stderr(&o));
+    assert_eq!(out.names(), ["dem_srtm30s_luxembourg_i16_lzw.tif"]);
+    let v = kiln(&[
+        "validate",
+        out.join("dem_srtm30s_luxembourg_i16_lzw.tif")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(v.status.success(), "{}", stderr(&v));
+}
