@@ -289,10 +289,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|k| KeyDef::new(k.clone(), ""))
                 .collect::<Result<Vec<_>, _>>()?;
-            let cat = kiln_catalog::create(&CatalogLocation::Sqlite(path), &defs).await?;
+            let cat = kiln_catalog::create(&CatalogLocation::Sqlite(path.clone()), &defs).await?;
+            // A file that cannot be resolved (a dangling symlink, a file removed since the
+            // listing) is reported and left out; the others are served.
+            let mut skipped = 0usize;
             for (keys, file) in &expansion.datasets {
-                let uri = absolute(file)?;
-                cat.insert(keys, &uri, None).await?;
+                match absolute(file) {
+                    Ok(uri) => {
+                        cat.insert(keys, &uri, None).await?;
+                    }
+                    Err(e) => {
+                        skipped += 1;
+                        eprintln!("warning: not serving {}: {e:#}", file.display());
+                    }
+                }
+            }
+            if skipped > 0 && skipped == expansion.datasets.len() {
+                cat.close().await;
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                anyhow::bail!(
+                    "none of the {skipped} files matching the patterns can be read (see the \
+                     warnings above)"
+                );
             }
             cat
         }

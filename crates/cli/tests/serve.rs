@@ -1978,6 +1978,48 @@ fn a_saturated_server_answers_503_with_retry_after() {
 // 5. -r mode and 6. configuration
 // ---------------------------------------------------------------------------------------------
 
+/// One dangling symbolic link among the files `-r` matches: the rest are served and the
+/// broken one is named on stderr; a pattern matching only broken links is refused.
+#[test]
+fn raster_pattern_mode_skips_a_dangling_link() {
+    let dir = fixture().dir.join("dangling");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(data(LUX), dir.join("good.tif")).unwrap();
+    std::os::unix::fs::symlink(dir.join("nowhere.tif"), dir.join("broken.tif")).unwrap();
+    let pattern = format!("{}/{{name}}.tif", dir.display());
+    let s = Server::start(&["-r", &pattern]);
+    assert!(
+        s.banner.starts_with("Kiln serving 1 datasets"),
+        "{}",
+        s.banner
+    );
+    assert_eq!(s.json("/datasets")["datasets"], json!([{ "name": "good" }]));
+    drop(s);
+    let log = std::fs::read_dir(fixture().dir.join("out"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .find(|text| text.contains("broken.tif"))
+        .unwrap_or_default();
+    assert!(
+        log.contains("warning: not serving"),
+        "no warning naming the link: {log}"
+    );
+
+    let only = fixture().dir.join("dangling-only");
+    let _ = std::fs::remove_dir_all(&only);
+    std::fs::create_dir_all(&only).unwrap();
+    std::os::unix::fs::symlink(only.join("nowhere.tif"), only.join("broken.tif")).unwrap();
+    let only_broken = format!("{}/{{name}}.tif", only.display());
+    let out = kiln_cmd(&["serve", "-r", &only_broken, "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("none of the 1 files"), "{err}");
+}
+
 #[test]
 fn raster_pattern_mode_computes_metadata_lazily() {
     let fx = fixture();
