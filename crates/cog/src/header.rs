@@ -38,7 +38,6 @@ impl RangeData for [u8] {
                 reason: format!("needs bytes {offset}..{end} but the file has {total}"),
             });
         }
-        #[allow(clippy::cast_possible_truncation)]
         Ok(&self[offset as usize..end as usize])
     }
 }

@@ -427,7 +427,6 @@ fn ramp(dtype: DataType) -> Raster {
     let vals: Vec<f64> = (1..=20)
         .map(|i| f64::from(i) * if dtype.is_float() { 0.5 } else { 1.0 })
         .collect();
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let samples = match dtype {
         DataType::U8 => Samples::U8(vals.iter().map(|&v| v as u8).collect()),
         DataType::U16 => Samples::U16(vals.iter().map(|&v| v as u16).collect()),
@@ -511,7 +510,6 @@ fn gdal_reads_tiles_like_the_catalog_files() {
                 let got = band["noDataValue"].as_f64().unwrap();
                 if dtype == DataType::F32 {
                     // gdalinfo prints Float32 nodata with float precision only.
-                    #[allow(clippy::cast_possible_truncation)]
                     let (g, w) = (got as f32, nd as f32);
                     assert_eq!(g, w, "{file}");
                 } else {

@@ -37,6 +37,10 @@ use crate::CoreError;
 /// Radius of the WGS 84 / Pseudo-Mercator sphere (EPSG:3857), metres.
 pub const WEB_MERCATOR_RADIUS_M: f64 = 6_378_137.0;
 
+/// Latitude (degrees) where the square Web Mercator world ends: `atan(sinh(π))`, the latitude
+/// whose northing equals the equator's half-length. The one definition every caller uses.
+pub const WEB_MERCATOR_MAX_LAT: f64 = 85.051_128_779_806_59;
+
 /// WGS 84 lon/lat for `proj4rs`: the datum Web Mercator coordinates are defined on.
 const WGS84_LONLAT: &str = "+proj=longlat +datum=WGS84 +no_defs";
 

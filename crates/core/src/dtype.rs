@@ -107,7 +107,6 @@ macro_rules! impl_sample {
                 self as f64
             }
             #[inline]
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             fn from_f64(v: f64) -> Self {
                 // `as` saturates and maps NaN to 0, which is what we want for integers.
                 v.round() as $t
@@ -122,7 +121,6 @@ macro_rules! impl_sample {
                 self as f64
             }
             #[inline]
-            #[allow(clippy::cast_possible_truncation)]
             fn from_f64(v: f64) -> Self {
                 v as $t
             }

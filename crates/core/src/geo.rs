@@ -66,7 +66,6 @@ impl GeoTransform {
         width: usize,
         height: usize,
     ) -> Self {
-        #[allow(clippy::cast_precision_loss)]
         let (sx, sy) = (
             full_width as f64 / width as f64,
             full_height as f64 / height as f64,
@@ -77,7 +76,6 @@ impl GeoTransform {
 
     /// Bounds of a `width` x `height` grid in its CRS.
     pub fn bounds(&self, width: usize, height: usize) -> GeoBounds {
-        #[allow(clippy::cast_precision_loss)]
         let (w, h) = (width as f64, height as f64);
         let corners = [
             self.apply(0.0, 0.0),

@@ -176,24 +176,19 @@ struct AxisWindow {
 }
 
 fn box_window(i: usize, ratio: f64, src_len: usize) -> AxisWindow {
-    #[allow(clippy::cast_precision_loss)]
     let (a, b) = (i as f64 * ratio, (i + 1) as f64 * ratio);
     // GDAL: `int(x + 1e-8)` and `ceil(x2 - 1e-8)`, at least one pixel, clipped to the image.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let start = ((a + 1e-8) as usize).min(src_len.saturating_sub(1));
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let mut end = (b - 1e-8).ceil().max(0.0) as usize;
     if end == start {
         end += 1;
     }
     let end = end.min(src_len);
-    #[allow(clippy::cast_precision_loss)]
     let first_weight = if end == start + 1 {
         1.0
     } else {
         1.0 - (a - start as f64)
     };
-    #[allow(clippy::cast_precision_loss)]
     let last_weight = 1.0 - (end as f64 - b);
     AxisWindow {
         start,
@@ -205,8 +200,6 @@ fn box_window(i: usize, ratio: f64, src_len: usize) -> AxisWindow {
 }
 
 fn nearest_window(i: usize, ratio: f64, src_len: usize) -> AxisWindow {
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
-    #[allow(clippy::cast_sign_loss)]
     let s = ((0.5 + i as f64 * ratio) as usize).min(src_len.saturating_sub(1));
     AxisWindow {
         start: s,
@@ -222,14 +215,10 @@ fn bilinear_window(i: usize, ratio: f64, src_len: usize) -> AxisWindow {
     let scale = 1.0 / ratio;
     let scale_weight = if scale >= 1.0 { 1.0 } else { scale };
     let radius = 1.0 / scale_weight;
-    #[allow(clippy::cast_precision_loss)]
     let center = (i as f64 + 0.5) * ratio;
-    #[allow(clippy::cast_possible_truncation)]
     let start = ((center - radius + 0.5).floor() as i64).max(0);
-    #[allow(clippy::cast_possible_truncation)]
     let stop = ((center + radius + 0.5) as i64).min(src_len as i64);
     let stop = stop.max(start + 1).min(src_len as i64);
-    #[allow(clippy::cast_precision_loss)]
     let mut x = scale_weight * (start as f64 - center + 0.5);
     let mut taps = Vec::new();
     for _ in start..stop {
@@ -244,7 +233,6 @@ fn bilinear_window(i: usize, ratio: f64, src_len: usize) -> AxisWindow {
             *t *= inv;
         }
     }
-    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
     AxisWindow {
         start: start as usize,
         end: stop as usize,
@@ -281,12 +269,10 @@ fn replacement_value(dtype: DataType, nodata: f32) -> f64 {
             // Float32 precision: step until the value differs from nodata as a float.
             let mut v = f64::from(nodata);
             let up = f64::from(nodata) + 1.0 < dtype.range().1 - 128.0;
-            #[allow(clippy::cast_possible_truncation)]
             let mut r = (f64::from(nodata) + 1.0) as f32;
             let mut guard = 0;
             while r == nodata && guard < 1024 {
                 v += if up { 1.0 } else { -1.0 };
-                #[allow(clippy::cast_possible_truncation)]
                 {
                     r = v as f32;
                 }
@@ -298,7 +284,6 @@ fn replacement_value(dtype: DataType, nodata: f32) -> f64 {
             if nodata == 0.0 {
                 f64::from(f32::MIN_POSITIVE)
             } else {
-                #[allow(clippy::cast_possible_truncation)]
                 let r = (f64::from(nodata) + 1e-7 * f64::from(nodata)) as f32;
                 f64::from(r)
             }
@@ -358,7 +343,6 @@ impl OverviewReducer {
                 format!("{dst_w}x{dst_h} is larger than its source level {src_w}x{src_h}"),
             ));
         }
-        #[allow(clippy::cast_precision_loss)]
         let rx = src_w as f64 / dst_w as f64;
         let cols: Vec<AxisWindow> = (0..dst_w)
             .map(|i| match options.resampling {
@@ -371,7 +355,6 @@ impl OverviewReducer {
             .iter()
             .enumerate()
             .all(|(i, w)| w.end == w.start + 2 && (i == 0 || cols[i - 1].end == w.start));
-        #[allow(clippy::cast_possible_truncation)]
         let nodata_f32 = options.nodata.map(|v| v as f32);
         let replacement = nodata_f32.map_or(0.0, |n| replacement_value(dtype, n));
         Ok(Self {
@@ -446,7 +429,6 @@ impl OverviewReducer {
         self.max_buffered
     }
 
-    #[allow(clippy::cast_precision_loss)]
     fn y_ratio(&self) -> f64 {
         self.src_h as f64 / self.dst_h as f64
     }
@@ -511,7 +493,6 @@ impl OverviewReducer {
                     let at = b * plane + r * self.src_w;
                     for s in &v[at..at + self.src_w] {
                         let x = s.to_f64();
-                        #[allow(clippy::cast_possible_truncation)]
                         values.push(if integer { x } else { f64::from(x as f32) });
                     }
                 }
@@ -619,7 +600,6 @@ impl OverviewReducer {
             if integer {
                 return Some(((a0 + a1 + b0 + b1 + 2.0) / 4.0).floor());
             }
-            #[allow(clippy::cast_possible_truncation)]
             let (a0, a1, b0, b1) = (a0 as f32, a1 as f32, b0 as f32, b1 as f32);
             // GDAL's SSE2 loop handles groups of 4 output pixels as (a0+b0)+(a1+b1); the
             // remaining (dst_w % 4) pixels of the row go through the scalar ((a0+a1)+b0)+b1.
@@ -670,7 +650,6 @@ impl OverviewReducer {
         if integer {
             Some((mean + 0.5).trunc())
         } else {
-            #[allow(clippy::cast_possible_truncation)]
             Some(f64::from(mean as f32))
         }
     }
@@ -776,7 +755,6 @@ impl OverviewReducer {
         };
         // GDAL clamps to the output type, stores a Float32, then converts (integers rounded).
         let (lo, hi) = self.dtype.range();
-        #[allow(clippy::cast_possible_truncation)]
         let f = f64::from(v.clamp(lo, hi) as f32);
         if integer_working_type(self.dtype) {
             Some((f + 0.5).trunc())

@@ -39,9 +39,7 @@ impl Raster {
         if self.mask.is_empty() {
             return 0.0;
         }
-        #[allow(clippy::cast_precision_loss)]
         let valid = self.mask.iter().filter(|&&m| m != 0).count() as f64;
-        #[allow(clippy::cast_precision_loss)]
         let total = self.mask.len() as f64;
         valid / total
     }

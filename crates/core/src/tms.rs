@@ -18,8 +18,10 @@ pub const MAX_ZOOM: u8 = 30;
 const TILE_EPSILON: f64 = 1e-14;
 /// mercantile's inset of the lower-right corner when listing tiles covering a box, degrees.
 const LNGLAT_EPSILON: f64 = 1e-11;
-/// Latitude limit of the square Web Mercator world (mercantile's clamp), degrees.
-pub const WEB_MERCATOR_MAX_LAT: f64 = 85.051_129;
+/// mercantile's clamp of latitudes before listing tiles: the square world's limit
+/// ([`crate::crs::WEB_MERCATOR_MAX_LAT`]) rounded up at the sixth decimal, as mercantile
+/// writes it, so tile lists match mercantile's at the poles.
+const MERCANTILE_MAX_LAT: f64 = 85.051_129;
 
 /// A validated tile address: zoom `z` ≤ [`MAX_ZOOM`], column `x` and row `y` < 2^z (row 0 at
 /// the top, XYZ convention).
@@ -267,7 +269,6 @@ impl TileMatrixSet {
                 max
             } else {
                 // Truncation of a value in [0, 2^30]: exact.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let i = ((f + TILE_EPSILON) * n).floor() as u64;
                 i.min(max)
             };
@@ -318,9 +319,9 @@ impl TileMatrixSet {
         let mut out = Vec::with_capacity(boxes.len());
         for (w, s, e, n) in boxes {
             let w = w.max(-180.0);
-            let s = s.max(-WEB_MERCATOR_MAX_LAT);
+            let s = s.max(-MERCANTILE_MAX_LAT);
             let e = e.min(180.0);
-            let n = n.min(WEB_MERCATOR_MAX_LAT);
+            let n = n.min(MERCANTILE_MAX_LAT);
             let ul = self.tile_for_lonlat(w, n, z)?;
             let lr = self.tile_for_lonlat(e - LNGLAT_EPSILON, s + LNGLAT_EPSILON, z)?;
             if lr.x < ul.x || lr.y < ul.y {

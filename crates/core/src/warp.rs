@@ -79,11 +79,6 @@ impl Resampling {
         } else {
             1.0
         };
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
         let m = (r as f64 * stretch).ceil() as usize;
         m + 1
     }
@@ -147,7 +142,6 @@ pub struct PixelWindow {
 impl PixelWindow {
     /// The geotransform of the window's pixel (0, 0), given the full grid's transform.
     pub fn transform(&self, full: &GeoTransform) -> GeoTransform {
-        #[allow(clippy::cast_precision_loss)]
         let (x, y) = full.apply(self.col_off as f64, self.row_off as f64);
         let g = full.0;
         GeoTransform([x, g[1], g[2], y, g[4], g[5]])
@@ -239,7 +233,6 @@ pub fn warp_source_window(
     let Some(ext) = footprint(reprojection, dst, src_transform, src_width, src_height)? else {
         return Ok(None);
     };
-    #[allow(clippy::cast_precision_loss)]
     let downsampling = ((ext.max_x - ext.min_x) / dst.width as f64)
         .max((ext.max_y - ext.min_y) / dst.height as f64);
     let margin = resampling.margin_px(downsampling);
@@ -266,9 +259,7 @@ fn footprint(
         &reprojection.dst_to_src,
     )
     .ok_or_else(|| CoreError::invalid("geotransform", "the source geotransform is singular"))?;
-    #[allow(clippy::cast_precision_loss)]
     let (dw, dh) = (dst.width as f64, dst.height as f64);
-    #[allow(clippy::cast_precision_loss)]
     let (sw, sh) = (src_width as f64, src_height as f64);
 
     let mut ext = Extent::EMPTY;
@@ -328,7 +319,6 @@ fn window_around(
     src_width: usize,
     src_height: usize,
 ) -> Option<PixelWindow> {
-    #[allow(clippy::cast_precision_loss)]
     let (sw, sh, m) = (src_width as f64, src_height as f64, margin_px as f64);
     let c0 = (ext.min_x.floor() - m).clamp(0.0, sw);
     let c1 = (ext.max_x.ceil() + m).clamp(0.0, sw);
@@ -338,7 +328,6 @@ fn window_around(
         return None;
     }
     // Values are whole numbers clamped to the raster size.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     Some(PixelWindow {
         col_off: c0 as usize,
         row_off: r0 as usize,
@@ -542,7 +531,6 @@ fn warp_with_transformer(
             resampling,
             options.dst_alpha.then_some(options.level).map(|level| {
                 level.map_or((0.0, 0.0, src.width, src.height), |(w, lw, lh)| {
-                    #[allow(clippy::cast_precision_loss)]
                     let offset = (w.col_off as f64, w.row_off as f64);
                     (offset.0, offset.1, lw, lh)
                 })
@@ -815,7 +803,6 @@ fn kernel_scales(
     resampling: Resampling,
     raw_footprint: Option<(f64, f64, usize, usize)>,
 ) -> (f64, f64) {
-    #[allow(clippy::cast_precision_loss)]
     let (dw, dh) = (dst.width as f64, dst.height as f64);
     let (mut xs, mut ys) = (Vec::with_capacity(84), Vec::with_capacity(84));
     edge_and_grid_samples(dw, dh, 20, 0, &mut xs, &mut ys);
@@ -837,9 +824,7 @@ fn kernel_scales(
     if ext.is_empty() {
         return (1.0, 1.0);
     }
-    #[allow(clippy::cast_precision_loss)]
     let filter = resampling.radius_px() as f64;
-    #[allow(clippy::cast_precision_loss)]
     let scale =
         |dst_size: f64, min: f64, max: f64, src_size: usize, level: Option<(f64, usize)>| -> f64 {
             let src_size = src_size as f64;
@@ -935,21 +920,17 @@ fn edge_and_grid_samples(
     xs: &mut Vec<f64>,
     ys: &mut Vec<f64>,
 ) {
-    #[allow(clippy::cast_precision_loss)]
     let n = per_edge.max(1) as f64;
     for k in 0..=per_edge.max(1) {
-        #[allow(clippy::cast_precision_loss)]
         let f = k as f64 / n;
         for (x, y) in [(f * w, 0.0), (f * w, h), (0.0, f * h), (w, f * h)] {
             xs.push(x);
             ys.push(y);
         }
     }
-    #[allow(clippy::cast_precision_loss)]
     let m = interior as f64;
     for j in 0..interior {
         for i in 0..interior {
-            #[allow(clippy::cast_precision_loss)]
             let (fi, fj) = ((i as f64 + 0.5) / m, (j as f64 + 0.5) / m);
             xs.push(fi * w);
             ys.push(fj * h);

@@ -92,7 +92,6 @@ pub async fn compute_footprint(
     let (mask, _) = scan_level(engine, source, level, &bands, acc, CoarseMask::add).await?;
     let (full_w, full_h) = sizes.first().copied().unwrap_or((lw, lh));
     // The coarse grid's transform: the level's, scaled by the decimation step.
-    #[allow(clippy::cast_precision_loss)]
     let grid_tf = {
         let t = source.transform().scaled(full_w, full_h, lw, lh).0;
         let s = step as f64;
@@ -105,7 +104,6 @@ pub async fn compute_footprint(
     let bounds = wgs84_bounds(&source.transform().bounds(full_w, full_h), &crs);
     let opts = opts.clone();
     // The last row and column of cells may reach past the image; vertices are clamped to it.
-    #[allow(clippy::cast_precision_loss)]
     let extent = (lw as f64 / step as f64, lh as f64 / step as f64);
     engine
         .pool()
@@ -181,7 +179,6 @@ fn build(
     level: usize,
 ) -> Result<Footprint, EngineError> {
     let valid = cells.iter().filter(|&&c| c != 0).count();
-    #[allow(clippy::cast_precision_loss)]
     let valid_fraction = if cells.is_empty() {
         0.0
     } else {
@@ -190,7 +187,6 @@ fn build(
     let polys = trace(cells, w, h);
     let to_wgs =
         Transformer::new(crs, &Crs::wgs84()).map_err(|e| EngineError::from_core(uri, e))?;
-    #[allow(clippy::cast_precision_loss)]
     let densify_step = (w.max(h) as f64 / 32.0).max(1.0);
     let mut tolerance = 1.0;
     let mut simplified;
@@ -322,7 +318,6 @@ fn trace(cells: &[u8], w: usize, h: usize) -> Vec<Vec<Vec<Pt>>> {
             rings.push(corners(&ring));
         }
     }
-    #[allow(clippy::cast_precision_loss)]
     let rings: Vec<Vec<Pt>> = rings
         .into_iter()
         .filter(|r| r.len() >= 4)
@@ -491,10 +486,8 @@ fn densify(ring: &[Pt], step: f64) -> Vec<Pt> {
         let (a, b) = (ring[i], ring[(i + 1) % n]);
         out.push(a);
         let len = dist2(a, b).sqrt();
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let pieces = (len / step).ceil().min(1e4) as usize;
         for k in 1..pieces {
-            #[allow(clippy::cast_precision_loss)]
             let t = k as f64 / pieces as f64;
             out.push((a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1)));
         }

@@ -142,7 +142,6 @@ pub fn transform_bounds(b: &GeoBounds, src: &Crs, dst: &Crs) -> Option<GeoBounds
     let mut xs = Vec::with_capacity(4 * n);
     let mut ys = Vec::with_capacity(4 * n);
     for i in 0..n {
-        #[allow(clippy::cast_precision_loss)]
         let f = i as f64 / (n - 1) as f64;
         let x = b.west + f * b.width();
         let y = b.south + f * b.height();

@@ -607,15 +607,16 @@ fn mercator_grid(src: &OpenSource) -> Result<GridSpec, EngineError> {
             reason: "its bounds cannot be transformed to WGS 84".into(),
         },
     )?;
-    const MAX_LAT: f64 = 85.051_128_779_806_59;
     let mut xs = [b.west, b.east];
-    let mut ys = [b.south.max(-MAX_LAT), b.north.min(MAX_LAT)];
+    let mut ys = [
+        b.south.max(-kiln_core::crs::WEB_MERCATOR_MAX_LAT),
+        b.north.min(kiln_core::crs::WEB_MERCATOR_MAX_LAT),
+    ];
     Transformer::new(&Crs::wgs84(), &Crs::web_mercator())
         .and_then(|t| t.transform_points(&mut xs, &mut ys))
         .map_err(|e| EngineError::from_core(uri, e))?;
     let (west, east) = (xs[0].max(-MERCATOR_HALF), xs[1].min(MERCATOR_HALF));
     let (south, north) = (ys[0].max(-MERCATOR_HALF), ys[1].min(MERCATOR_HALF));
-    #[allow(clippy::cast_precision_loss)]
     let diag_px = ((w * w + h * h) as f64).sqrt();
     let res = (east - west).hypot(north - south) / diag_px;
     if !(res.is_finite() && res > 0.0 && east > west && north > south) {
@@ -624,7 +625,6 @@ fn mercator_grid(src: &OpenSource) -> Result<GridSpec, EngineError> {
             reason: "it does not cover any of the Web Mercator square".into(),
         });
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let (gw, gh) = (
         ((east - west) / res).ceil().max(1.0) as usize,
         ((north - south) / res).ceil().max(1.0) as usize,
@@ -677,7 +677,6 @@ async fn warp_rows(
         let rh = block.min(grid.height - row0);
         let mut reads = Vec::new();
         for col0 in (0..grid.width).step_by(block) {
-            #[allow(clippy::cast_precision_loss)]
             let spec = GridSpec {
                 transform: GeoTransform([
                     g[0] + col0 as f64 * g[1],

@@ -195,7 +195,6 @@ fn single_band_image(
             let mut entries: Vec<[u8; 4]> = pal
                 .iter()
                 .map(|c| {
-                    #[allow(clippy::cast_possible_truncation)]
                     let to8 = |v: u16| (v / 257) as u8;
                     [to8(c[0]), to8(c[1]), to8(c[2]), 255]
                 })

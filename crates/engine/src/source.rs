@@ -384,7 +384,6 @@ impl Engine {
                     ifd.width as usize,
                     ifd.height as usize,
                 );
-                #[allow(clippy::cast_precision_loss)]
                 let (wx, wy) =
                     level_tf.apply(plan.window.col_off as f64, plan.window.row_off as f64);
                 let mut win_tf = level_tf;

@@ -113,7 +113,6 @@ pub async fn compute_statistics(
         (fine.finish(&acc, &bands), acc.valid, peak1.max(peak2))
     };
     let total = width.saturating_mul(height);
-    #[allow(clippy::cast_precision_loss)]
     let valid_percentage = if total == 0 {
         0.0
     } else {
@@ -334,7 +333,6 @@ impl HistAcc {
             self.valid += valid_in(r);
             let hist = &mut self.hist;
             for_each_valid(r, |b, x| {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let i = (x + 32768.0) as usize;
                 if let Some(c) = hist.get_mut(b).and_then(|h| h.get_mut(i)) {
                     *c += 1;
@@ -368,9 +366,7 @@ impl HistAcc {
                     run += c;
                     cum.push(run);
                 }
-                #[allow(clippy::cast_precision_loss)]
                 let kth = |k: u64| value(cum.partition_point(|&c| c <= k)) as f64;
-                #[allow(clippy::cast_precision_loss)]
                 let (mean, stdev) = if n == 0 {
                     (None, None)
                 } else {
@@ -379,7 +375,6 @@ impl HistAcc {
                     let var = (nn * sumsq - sum * sum) as f64 / (nn as f64 * nn as f64);
                     (Some(sum as f64 / nn as f64), Some(var.max(0.0).sqrt()))
                 };
-                #[allow(clippy::cast_precision_loss)]
                 BandStats {
                     band: band + 1,
                     count: n,
@@ -401,7 +396,6 @@ fn percentiles(n: u64, kth: impl Fn(u64) -> f64) -> Vec<f64> {
     if n == 0 {
         return Vec::new();
     }
-    #[allow(clippy::cast_precision_loss)]
     let nf = n as f64;
     (1..=99)
         .map(|p| {
@@ -409,7 +403,6 @@ fn percentiles(n: u64, kth: impl Fn(u64) -> f64) -> Vec<f64> {
             let virtual_index = (nf - 1.0) * q;
             let prev = virtual_index.floor();
             let gamma = virtual_index - prev;
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let lo = (prev.max(0.0) as u64).min(n - 1);
             let hi = (lo + 1).min(n - 1);
             let (a, b) = (kth(lo), kth(hi));
@@ -443,7 +436,6 @@ impl Moments {
         max: f64::NEG_INFINITY,
     };
 
-    #[allow(clippy::cast_precision_loss)]
     fn merge(&mut self, o: &Self) {
         if o.n == 0 {
             return;
@@ -475,7 +467,6 @@ impl MomentAcc {
         }
     }
 
-    #[allow(clippy::cast_precision_loss)]
     fn add(&mut self, _windows: &[PixelWindow], rasters: &[Raster]) {
         for r in rasters {
             self.valid += valid_in(r);
@@ -529,14 +520,12 @@ struct FineHist {
 }
 
 impl FineHist {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     fn bin(&self, x: f64) -> usize {
         (((x - self.lo) * self.scale) as usize).min(FINE_BINS - 1)
     }
 }
 
 impl FineAcc {
-    #[allow(clippy::cast_precision_loss)]
     fn new(moments: &[Moments]) -> Self {
         let bands = moments
             .iter()
@@ -584,7 +573,6 @@ impl FineAcc {
         }
     }
 
-    #[allow(clippy::cast_precision_loss)]
     fn finish(&self, moments: &MomentAcc, bands: &[usize]) -> Vec<BandStats> {
         bands
             .iter()

@@ -414,7 +414,6 @@ fn measure(tool: Tool) -> Vec<Measured> {
             let ours = kiln_levels(full, &sizes, opts);
             for (k, (a, g)) in ours.iter().zip(&levels[1..]).enumerate() {
                 let s = compare(a, g);
-                #[allow(clippy::cast_precision_loss)]
                 let pct = 100.0 * s.equal as f64 / s.pixels.max(1) as f64;
                 println!(
                     "{tool:?} {:<40} {:<8} level {} {:>4}x{:<4} exact {:>7.3}% of {:>7} max diff {:<10} (rel {:.1e}) mask mismatches {}",

@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use kiln_catalog::{KeyFilter, Page};
+use kiln_core::crs::WEB_MERCATOR_MAX_LAT;
 use kiln_core::expr::Expression;
 use kiln_core::product::{colormap_values, Colormap, ImageFormat, Stretch};
 use kiln_core::tms::TileCoord;
@@ -379,7 +380,7 @@ async fn read_area(
 fn preview_area(app: &AppState, r: &Resolved, q: &Query) -> Result<Area, ApiError> {
     let tms = app.engine().tile_matrix_set();
     let b = &r.metadata.bounds_wgs84;
-    let clamp = |lat: f64| lat.clamp(-85.051_128_78, 85.051_128_78);
+    let clamp = |lat: f64| lat.clamp(-WEB_MERCATOR_MAX_LAT, WEB_MERCATOR_MAX_LAT);
     let (x0, y0) = tms
         .project_lonlat(b.west, clamp(b.north))
         .ok_or_else(|| ApiError::internal("bounds do not project"))?;
@@ -390,7 +391,6 @@ fn preview_area(app: &AppState, r: &Resolved, q: &Query) -> Result<Area, ApiErro
     let (width, height) = match params::preview_size(q)? {
         Some(s) => s,
         None => {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let fit = |a: f64, b: f64| ((256.0 * a / b).round() as usize).max(1);
             if w_m >= h_m {
                 (256, fit(h_m, w_m))
@@ -399,7 +399,6 @@ fn preview_area(app: &AppState, r: &Resolved, q: &Query) -> Result<Area, ApiErro
             }
         }
     };
-    #[allow(clippy::cast_precision_loss)]
     let transform = GeoTransform::north_up(
         x0.min(x1),
         y0.max(y1),
@@ -722,7 +721,10 @@ pub async fn compute(
     let Some((first, _)) = channels.first().cloned() else {
         return Err(ApiError::bad_param(
             "expression",
-            "uses no variable (v1 ... v5)",
+            format!(
+                "uses no variable (v1 ... v{})",
+                kiln_core::expr::MAX_VARIABLES
+            ),
         ));
     };
     let Some((area, format)) = area_of(&app, &target, &first, &q)? else {
@@ -863,7 +865,7 @@ pub async fn point(
             format!("{lon} is not in -180 ... 180"),
         ));
     }
-    if !(-85.051_128_78..=85.051_128_78).contains(&lat) {
+    if !(-WEB_MERCATOR_MAX_LAT..=WEB_MERCATOR_MAX_LAT).contains(&lat) {
         return Err(ApiError::bad_param(
             "lat",
             format!("{lat} is outside the Web Mercator range -85.05 ... 85.05"),

@@ -148,11 +148,24 @@ pub fn spec() -> Value {
     };
     let compute_params = {
         let mut p = tile_params();
+        // Written from the parser's own tables, so the document cannot fall behind it.
+        let functions: Vec<String> = kiln_core::expr::FUNCTIONS
+            .iter()
+            .map(|(name, arity)| format!("{name}/{arity}"))
+            .collect();
+        let expression_doc = format!(
+            "Band math over v1..v{}: numbers, pi, nan, inf, + - * / % **, unary - + ~, \
+             comparisons < <= > >= == !=, & | on comparisons, parentheses and the functions \
+             (name/arguments) {}. At most {} characters.",
+            kiln_core::expr::MAX_VARIABLES,
+            functions.join(", "),
+            kiln_core::expr::MAX_EXPRESSION_CHARS
+        );
         p.push(param(
             "expression",
             "query",
             true,
-            "Band math over v1..v5: + - * / ** %, comparisons, & | ~, where(c,a,b), sqrt, abs, log, log10, exp, min, max",
+            &expression_doc,
             "(v1 - v2) / (v1 + v2)",
         ));
         p.push(param(

@@ -169,7 +169,6 @@ fn linspace_at(lo: f64, hi: f64, n: usize, i: usize) -> f64 {
     if i + 1 == n {
         return hi;
     }
-    #[allow(clippy::cast_precision_loss)]
     let (fi, div) = (i as f64, (n - 1) as f64);
     let step = (hi - lo) / div;
     if step == 0.0 {
@@ -309,7 +308,6 @@ fn color_from_numbers(values: &[f64]) -> Result<[u8; 4], CoreError> {
                 format!("component {v} is outside 0..=255"),
             ));
         }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         {
             *slot = v.round() as u8;
         }

@@ -427,7 +427,6 @@ mod tests {
         let mut v = Vec::with_capacity(w * h * 4);
         for y in 0..h {
             for x in 0..w {
-                #[allow(clippy::cast_possible_truncation)]
                 v.extend_from_slice(&[
                     (x * 255 / w) as u8,
                     (y * 255 / h) as u8,

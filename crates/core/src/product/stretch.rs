@@ -94,7 +94,6 @@ impl LinearMap {
         // inputs are handled by the select below instead.
         let clipped = x.max(self.out_min).min(255.0);
         let rounded = (clipped + RINT_MAGIC) - RINT_MAGIC;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let byte = rounded as u8;
         if v.is_finite() {
             byte
@@ -186,7 +185,6 @@ fn map_band16<T: Copy>(
                 let mut t: Table16 = Box::new([0; 1 << 16]);
                 for (b, o) in (0..=u16::MAX).zip(t.iter_mut()) {
                     // The u16 → i16 cast reinterprets the bits, as `bits` does.
-                    #[allow(clippy::cast_possible_wrap)]
                     let v = if signed {
                         f64::from(b as i16)
                     } else {
@@ -236,7 +234,6 @@ fn stretch_band(raster: &Raster, band: usize, map: &LinearMap) -> Result<Vec<u8>
         }};
     }
     // The casts between same-width integers reinterpret bits, which the tables are keyed by.
-    #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
     match &raster.samples {
         Samples::U8(v) => run!(v, |s: &[u8], o: &mut [u8]| {
             map_band8(s, mask, map, f64::from, |b| b, o);

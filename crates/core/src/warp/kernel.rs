@@ -35,7 +35,6 @@ macro_rules! impl_warp_sample_int {
     ($($t:ty),*) => {$(
         impl WarpSample for $t {
             #[inline]
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_lossless)]
             fn from_resampled(v: f64) -> Self {
                 if v.is_nan() {
                     return 0;
@@ -58,7 +57,6 @@ impl_warp_sample_int!(u8, i8, u16, i16, u32, i32);
 
 impl WarpSample for f32 {
     #[inline]
-    #[allow(clippy::cast_possible_truncation)]
     fn from_resampled(v: f64) -> Self {
         v as f32
     }
@@ -73,7 +71,6 @@ impl WarpSample for f64 {
 
 /// `floor` through an integer cast (no libm call); `v` must be within the i64 range.
 #[inline]
-#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
 pub(crate) fn floor_i64(v: f64) -> i64 {
     let t = v as i64;
     if (t as f64) > v {
@@ -131,12 +128,10 @@ impl SourceView<'_> {
     /// on invalid pixels.
     #[inline]
     pub(crate) fn containing(&self, sx: f64, sy: f64) -> Option<usize> {
-        #[allow(clippy::cast_precision_loss)]
         let (w, h) = (self.width as f64, self.height as f64);
         if !(sx >= 0.0 && sy >= 0.0) || sx + EDGE_EPSILON > w || sy + EDGE_EPSILON > h {
             return None;
         }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let (cx, cy) = (
             ((sx + EDGE_EPSILON) as usize).min(self.width - 1),
             ((sy + EDGE_EPSILON) as usize).min(self.height - 1),
@@ -179,11 +174,9 @@ impl Kernel {
     /// `masked` is false when the source has no invalid pixel.
     pub(crate) fn new(resampling: Resampling, x_scale: f64, y_scale: f64, masked: bool) -> Self {
         let filter = resampling.radius_px();
-        #[allow(clippy::cast_possible_wrap)]
         let filter_i = filter as i64;
         let radius = |scale: f64| -> i64 {
             if scale < 1.0 {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
                 let r = (filter_i as f64 / scale).ceil() as i64;
                 r.clamp(filter_i, 1 << 16)
             } else {
@@ -283,9 +276,7 @@ impl Kernel {
     fn general(&mut self, src: &SourceView, sx: f64, sy: f64, out: &mut Plan) -> Option<f64> {
         let ix = floor_i64(sx - 0.5);
         let iy = floor_i64(sy - 0.5);
-        #[allow(clippy::cast_precision_loss)]
         let (dx, dy) = (sx - 0.5 - ix as f64, sy - 0.5 - iy as f64);
-        #[allow(clippy::cast_possible_wrap)]
         let (w, h) = (src.width as i64, src.height as i64);
         let (mut i0, mut i1) = (self.x_first, self.x_last);
         i0 = i0.max(-ix);
@@ -299,7 +290,6 @@ impl Kernel {
         let filter = filter_fn(self.resampling);
         self.wx.clear();
         for i in i0..=i1 {
-            #[allow(clippy::cast_precision_loss)]
             let d = i as f64 - dx;
             self.wx.push(if self.x_scale < 1.0 {
                 filter(d * self.x_scale)
@@ -309,7 +299,6 @@ impl Kernel {
         }
         let mut total = 0.0;
         for j in j0..=j1 {
-            #[allow(clippy::cast_precision_loss)]
             let d = j as f64 - dy;
             let wy = if self.y_scale < 1.0 {
                 filter(d * self.y_scale)
@@ -352,12 +341,10 @@ impl Kernel {
     ) -> Option<f64> {
         let ix = floor_i64(sx - 0.5);
         let iy = floor_i64(sy - 0.5);
-        #[allow(clippy::cast_possible_wrap)]
         let (w, h) = (src.width as i64, src.height as i64);
         if ix >= w || iy >= h || self.x_last > w || self.y_last > h {
             return bilinear4_unmasked(src, sx, sy, out);
         }
-        #[allow(clippy::cast_precision_loss)]
         let (dx, dy) = (sx - 0.5 - ix as f64, sy - 0.5 - iy as f64);
         let (xs, ys) = (self.x_scale.min(1.0), self.y_scale.min(1.0));
         let i0 = self.x_first.max(-ix);
@@ -371,20 +358,17 @@ impl Kernel {
         self.wx.clear();
         let mut sum_x = 0.0;
         for i in i0..=i1 {
-            #[allow(clippy::cast_precision_loss)]
             let wxi = filter((i as f64 - dx) * xs);
             self.wx.push(wxi);
             sum_x += wxi;
         }
         let mut sum_y = 0.0;
         for j in j0..=j1 {
-            #[allow(clippy::cast_precision_loss)]
             let wy = filter((j as f64 - dy) * ys);
             sum_y += wy;
             let row_start = out.taps.len();
             for (k, i) in (i0..=i1).enumerate() {
                 // In range by the clamps above.
-                #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
                 let index = ((iy + j) * w + ix + i) as usize;
                 out.taps.push(Tap {
                     index,
@@ -423,9 +407,7 @@ impl Plan<'_> {
 fn bilinear4(src: &SourceView, sx: f64, sy: f64, out: &mut Plan) -> Option<f64> {
     let mut ix = floor_i64(sx - 0.5);
     let mut iy = floor_i64(sy - 0.5);
-    #[allow(clippy::cast_precision_loss)]
     let mut rx = 1.5 - (sx - ix as f64);
-    #[allow(clippy::cast_precision_loss)]
     let mut ry = 1.5 - (sy - iy as f64);
     if ix == -1 {
         ix = 0;
@@ -462,17 +444,13 @@ fn bilinear4(src: &SourceView, sx: f64, sy: f64, out: &mut Plan) -> Option<f64> 
 fn bilinear4_unmasked(src: &SourceView, sx: f64, sy: f64, out: &mut Plan) -> Option<f64> {
     let ix = floor_i64(sx - 0.5);
     let iy = floor_i64(sy - 0.5);
-    #[allow(clippy::cast_possible_wrap)]
     let (w, h) = (src.width as i64, src.height as i64);
     if ix < 0 || ix + 1 >= w || iy < 0 || iy + 1 >= h {
         return bilinear4(src, sx, sy, out);
     }
-    #[allow(clippy::cast_precision_loss)]
     let rx = 1.5 - (sx - ix as f64);
-    #[allow(clippy::cast_precision_loss)]
     let ry = 1.5 - (sy - iy as f64);
     // In range by the test above.
-    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
     let base = (iy * w + ix) as usize;
     for (offset, weight) in [(0, ry), (src.width, 1.0 - ry)] {
         let row_start = out.taps.len();
@@ -494,12 +472,10 @@ fn bilinear4_unmasked(src: &SourceView, sx: f64, sy: f64, out: &mut Plan) -> Opt
 fn cubic4(src: &SourceView, sx: f64, sy: f64, out: &mut Plan) -> Option<f64> {
     let ix = floor_i64(sx - 0.5);
     let iy = floor_i64(sy - 0.5);
-    #[allow(clippy::cast_possible_wrap)]
     let (w, h) = (src.width as i64, src.height as i64);
     if ix < 1 || ix + 2 >= w || iy < 1 || iy + 2 >= h {
         return bilinear4(src, sx, sy, out);
     }
-    #[allow(clippy::cast_precision_loss)]
     let (dx, dy) = (sx - 0.5 - ix as f64, sy - 0.5 - iy as f64);
     let cx = cubic_weights(dx);
     let cy = cubic_weights(dy);

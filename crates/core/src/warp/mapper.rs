@@ -112,10 +112,8 @@ impl<'t> PixelMapper<'t> {
     /// Source pixel coordinates of the centres of destination row `row` (pixels `0..xs.len()`),
     /// written to `xs`/`ys`; NaN where the point cannot be transformed.
     pub(crate) fn map_row(&self, row: usize, xs: &mut [f64], ys: &mut [f64]) {
-        #[allow(clippy::cast_precision_loss)]
         let py = row as f64 + 0.5;
         for (i, (x, y)) in xs.iter_mut().zip(ys.iter_mut()).enumerate() {
-            #[allow(clippy::cast_precision_loss)]
             let px = i as f64 + 0.5;
             *x = px;
             *y = py;
@@ -176,7 +174,6 @@ impl<'t> PixelMapper<'t> {
             return None;
         }
         let g = &self.dst_gt.0;
-        #[allow(clippy::cast_precision_loss)]
         let py = row as f64 + 0.5;
         self.separable_row_at(web_mercator_lat(g[3] + py * g[5]), width)
     }
@@ -195,7 +192,6 @@ impl<'t> PixelMapper<'t> {
             let to_deg = (1.0 / WEB_MERCATOR_RADIUS_M).to_degrees();
             (0..width)
                 .map(|i| {
-                    #[allow(clippy::cast_precision_loss)]
                     let px = i as f64 + 0.5;
                     let mx = g[0] + px * g[1];
                     let mut lon = wrap_longitude(mx * to_deg);

@@ -99,9 +99,7 @@ impl RowPicker<'_, '_> {
     /// Maps destination row `row` and fills `indices` and the row's mask.
     fn pick(&mut self, row: usize, mask_row: &mut [u8]) {
         let sw = self.src_width;
-        #[allow(clippy::cast_precision_loss)]
         let (w, h) = (sw as f64, self.src_height as f64);
-        #[allow(clippy::cast_precision_loss)]
         let (max_col, max_row) = ((sw - 1) as f64, (self.src_height - 1) as f64);
         if let Some((y0, cols)) = self.mapper.separable_row(row, self.indices.len()) {
             // Source x depends on the column only: the same decisions as the loop below,
@@ -110,7 +108,6 @@ impl RowPicker<'_, '_> {
                 cols.iter()
                     .map(|&x| {
                         let ex = x + EDGE_EPSILON;
-                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                         let col = ex.max(0.0).min(max_col) as i64 as usize;
                         if (x >= 0.0) & (ex <= w) {
                             col
@@ -122,7 +119,6 @@ impl RowPicker<'_, '_> {
             });
             let ey = y0 + EDGE_EPSILON;
             if (y0 >= 0.0) & (ey <= h) {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let base = (ey.max(0.0).min(max_row) as i64 as usize) * sw;
                 for (&c, index) in columns.iter().zip(self.indices.iter_mut()) {
                     *index = if c == NO_DATA { NO_DATA } else { base + c };
@@ -140,12 +136,10 @@ impl RowPicker<'_, '_> {
             // decide it once, then only x varies.
             let ey = y0 + EDGE_EPSILON;
             let row_inside = (y0 >= 0.0) & (ey <= h);
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let base = (ey.max(0.0).min(max_row) as i64 as usize) * sw;
             for (&x, index) in self.xs.iter().zip(self.indices.iter_mut()) {
                 let ex = x + EDGE_EPSILON;
                 let inside = row_inside & (x >= 0.0) & (ex <= w);
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let col = ex.max(0.0).min(max_col) as i64 as usize;
                 *index = if inside { base + col } else { NO_DATA };
             }
@@ -176,9 +170,7 @@ impl RowPicker<'_, '_> {
     /// or NO_DATA off the raster.
     fn pick_general(&mut self) {
         let sw = self.src_width;
-        #[allow(clippy::cast_precision_loss)]
         let (w, h) = (sw as f64, self.src_height as f64);
-        #[allow(clippy::cast_precision_loss)]
         let (max_col, max_row) = ((sw - 1) as f64, (self.src_height - 1) as f64);
         let coords = self.xs.iter().zip(&self.ys);
         for ((&x, &y), index) in coords.zip(self.indices.iter_mut()) {
@@ -189,7 +181,6 @@ impl RowPicker<'_, '_> {
             // of in-range values and the index cannot overflow; `min` with the last column is
             // the planner's clamp of a point exactly on the far edge. Through i64 because a
             // signed conversion is one instruction without AVX-512.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let (col, r) = (
                 ex.max(0.0).min(max_col) as i64 as usize,
                 ey.max(0.0).min(max_row) as i64 as usize,
@@ -314,7 +305,6 @@ mod tests {
     /// masked border column and scattered invalid pixels.
     fn source(w: usize, h: usize, bands: usize, kind: u8) -> Raster {
         let n = w * h * bands;
-        #[allow(clippy::cast_possible_truncation)]
         let samples = match kind {
             0 => Samples::U8(noise(n, 7, |v| v as u8)),
             1 => Samples::I16(noise(n, 11, |v| v as i16)),

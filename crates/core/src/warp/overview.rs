@@ -87,7 +87,6 @@ fn choose_with(
     if levels.len() == 1 {
         return Ok(0);
     }
-    #[allow(clippy::cast_precision_loss)]
     let (out_w, out_h) = (dst.width as f64, dst.height as f64);
     let (dst_res_x, dst_res_y) = dst.transform.resolution();
     let extent_w = dst_res_x * out_w;
@@ -99,7 +98,6 @@ fn choose_with(
         let (sx, sy) = src_transform.resolution();
         let read_w = (extent_w / sx).round();
         let read_h = (extent_h / sy).round();
-        #[allow(clippy::cast_precision_loss)]
         let factors = levels
             .iter()
             .map(|&(w, h)| {
@@ -119,7 +117,6 @@ fn choose_with(
         let res_y = native_y.min(dst_res_y);
         let vrt_w = (extent_w / res_x).round_ties_even().max(1.0);
         let vrt_h = (extent_h / res_y).round_ties_even().max(1.0);
-        #[allow(clippy::cast_precision_loss)]
         let factors = levels
             .iter()
             .map(|&(w, _)| {
@@ -173,7 +170,6 @@ fn native_resolution(
     full_w: usize,
     full_h: usize,
 ) -> Result<(f64, f64), CoreError> {
-    #[allow(clippy::cast_precision_loss)]
     let (mut w, mut h) = (full_w as f64, full_h as f64);
     let mut gt = *src_transform;
     let b = gt.bounds(full_w, full_h);

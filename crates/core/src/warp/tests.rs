@@ -995,7 +995,6 @@ fn dst_alpha_scale_follows_the_raw_footprint() {
         rp.dst_to_src(),
     )
     .unwrap();
-    #[allow(clippy::cast_precision_loss)]
     let level = Some((win.col_off as f64, win.row_off as f64, 1000, 1000));
     let (raw_x, raw_y) = kernel_scales(
         &mapper,
