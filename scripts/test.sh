@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kiln-target}"
+# On a bare machine: the Debian packages the tests use (a no-op when they are there).
+bash scripts/install_deps.sh
 bash scripts/make_reference_tiles.sh
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
