@@ -171,6 +171,8 @@ struct Server {
     child: Child,
     port: u16,
     banner: String,
+    /// Where the server's stderr (its log) goes.
+    log: PathBuf,
     _stdout: BufReader<ChildStdout>,
 }
 
@@ -210,6 +212,7 @@ impl Server {
             child,
             port,
             banner,
+            log,
             _stdout: stdout,
         }
     }
@@ -1723,10 +1726,33 @@ fn bad_requests_name_the_parameter() {
 #[test]
 fn unreadable_source_is_502_and_the_server_stays_up() {
     let s = Server::catalog();
-    s.error("/metadata/gone/1", 502, &["gone_1.tif"]);
-    s.error("/singleband/gone/1/8/132/86.png", 502, &["cannot be read"]);
-    s.error("/singleband/gone/1/8/132/86.npy", 502, &["cannot be read"]);
-    s.error("/point/gone/1?lon=6&lat=49.8", 502, &["cannot be read"]);
+    for target in [
+        "/metadata/gone/1",
+        "/singleband/gone/1/8/132/86.png",
+        "/singleband/gone/1/8/132/86.npy",
+        "/point/gone/1?lon=6&lat=49.8",
+    ] {
+        let r = s.get(target);
+        assert_eq!(r.status, 502, "GET {target}: {}", r.text());
+        let body = r.json();
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("cannot be read"), "{message}");
+        // No path in the body: the file name and the reason are in the log, under the id
+        // the body and the X-Request-Id header carry.
+        assert!(
+            !r.text().contains("gone_1") && !r.text().contains('/'),
+            "GET {target}: {}",
+            r.text()
+        );
+        let id = body["request_id"].as_str().expect("a request id");
+        assert_eq!(r.header("x-request-id"), Some(id));
+        let log = std::fs::read_to_string(&s.log).unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("no log line with {id}: {log}"));
+        assert!(line.contains("gone_1.tif"), "{line}");
+    }
     assert_eq!(s.json("/health")["status"], "ok");
     // Other datasets still render.
     assert!(!s.bytes("/singleband/lux/1/8/132/86.png").is_empty());
@@ -1977,6 +2003,35 @@ fn a_saturated_server_answers_503_with_retry_after() {
 // ---------------------------------------------------------------------------------------------
 // 5. -r mode and 6. configuration
 // ---------------------------------------------------------------------------------------------
+
+/// A source Kiln cannot render (a GeoTIFF without a CRS) is 501 with what it lacks, not a
+/// gateway error; a preview larger than Kiln renders is 422.
+#[test]
+fn unsupported_source_is_501_and_too_large_is_422() {
+    let dir = fixture().dir.join("nocrs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(
+        data("odd_dem_zurich_25m_i16_nocrs.tif"),
+        dir.join("zurich.tif"),
+    )
+    .unwrap();
+    let s = Server::start(&["-r", &format!("{}/{{name}}.tif", dir.display())]);
+    for target in ["/metadata/zurich", "/singleband/zurich/8/133/89.png"] {
+        let message = s.error(
+            target,
+            501,
+            &["does not support", "coordinate reference system"],
+        );
+        assert!(!message.contains('/'), "{message}");
+    }
+    let d = Server::catalog();
+    d.error(
+        "/singleband/lux/1/preview.png?tile_size=[4096,256]",
+        422,
+        &["tile_size", "too large"],
+    );
+}
 
 /// One dangling symbolic link among the files `-r` matches: the rest are served and the
 /// broken one is named on stderr; a pattern matching only broken links is refused.

@@ -64,6 +64,9 @@ fn image_responses(what: &str) -> Value {
         "304": { "description": "Not modified (If-None-Match matched the ETag)" },
         "400": { "description": "Invalid parameter; the message names it", "content": error_content() },
         "404": { "description": "No dataset with these keys", "content": error_content() },
+        "422": { "description": "Too large to render", "content": error_content() },
+        "500": { "description": "Internal error (request_id names the log line)", "content": error_content() },
+        "501": { "description": "The dataset's source needs something Kiln does not implement", "content": error_content() },
         "502": { "description": "The dataset's source cannot be read", "content": error_content() },
         "503": { "description": "Server saturated; retry after Retry-After seconds", "content": error_content() },
     })
@@ -78,6 +81,9 @@ fn json_ok(description: &str, schema: Value) -> Value {
         "200": { "description": description, "content": { "application/json": { "schema": schema } } },
         "400": { "description": "Invalid parameter", "content": error_content() },
         "404": { "description": "Not found", "content": error_content() },
+        "500": { "description": "Internal error (request_id names the log line)", "content": error_content() },
+        "501": { "description": "The dataset's source needs something Kiln does not implement", "content": error_content() },
+        "502": { "description": "The dataset's source cannot be read", "content": error_content() },
     })
 }
 
@@ -336,7 +342,9 @@ pub fn spec() -> Value {
         },
         "paths": paths,
         "components": { "schemas": {
-            "Error": { "type": "object", "properties": { "message": { "type": "string" } } },
+            "Error": { "type": "object", "required": ["message"], "properties": {
+                "message": { "type": "string" },
+                "request_id": { "type": "string", "description": "On 5xx answers: the id of the server's log line with the full reason" } } },
             "Metadata": { "type": "object", "properties": {
                 "keys": { "type": "object" },
                 "bounds": { "type": "array", "items": { "type": "number" }, "minItems": 4, "maxItems": 4 },

@@ -153,10 +153,20 @@ pub fn preview_size(q: &Query) -> Result<Option<(usize, usize)>, ApiError> {
     let Some((w, h)) = size_pair(q, "tile_size")? else {
         return Ok(None);
     };
-    if w == 0 || h == 0 || w > MAX_PREVIEW_PX || h > MAX_PREVIEW_PX {
+    if w == 0 || h == 0 {
         return Err(ApiError::bad_param(
             "tile_size",
             format!("[{w},{h}]: each side must be 1 to {MAX_PREVIEW_PX} pixels"),
+        ));
+    }
+    // Well-formed, but more than Kiln renders in one image: 422, not a malformed request.
+    if w > MAX_PREVIEW_PX || h > MAX_PREVIEW_PX {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "invalid tile_size: [{w},{h}] is too large to render: each side must be 1 to \
+                 {MAX_PREVIEW_PX} pixels"
+            ),
         ));
     }
     Ok(Some((w, h)))
