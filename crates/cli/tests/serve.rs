@@ -1381,8 +1381,20 @@ fn compute_evaluates_the_expression_per_pixel() {
     }
     assert!(valid > 1000, "{valid}");
 
-    // The values themselves as .npy.
+    // The values themselves as .npy, which need no display parameters: the same bytes
+    // without stretch_range and colormap.
     let values = s.npy(&url(&format!("/compute/l8/{z}/{x}/{y}.npy"), &q));
+    let raw_q: Vec<(&str, &str)> = q
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "stretch_range" && *k != "colormap")
+        .collect();
+    let bare = s.bytes(&url(&format!("/compute/l8/{z}/{x}/{y}.npy"), &raw_q));
+    assert_eq!(
+        bare,
+        s.bytes(&url(&format!("/compute/l8/{z}/{x}/{y}.npy"), &q)),
+        "a raw compute tile depends on display parameters"
+    );
     let plane = values.plane(0).unwrap();
     let vmask = values.plane(values.shape[0] - 1).unwrap();
     for i in 0..256 * 256 {

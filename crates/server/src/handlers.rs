@@ -730,13 +730,27 @@ pub async fn compute(
     let Some((area, format)) = area_of(&app, &target, &first, &q)? else {
         return tilejson(&app, &headers, "compute", &keys, &q, &first);
     };
-    let spec = params::range(&q, "stretch_range")?
-        .ok_or_else(|| ApiError::bad_param("stretch_range", "missing (required for compute)"))?;
-    let (Bound::Value(lo), Bound::Value(hi)) = (spec.lo, spec.hi) else {
-        return Err(ApiError::bad_param(
-            "stretch_range",
-            "compute needs two numbers (the result has no statistics for percentiles or null)",
-        ));
+    // Raw values (.npy) need no display parameters: a stretch, when given, is checked but
+    // plays no part (nor in the cache key).
+    let spec = params::range(&q, "stretch_range")?;
+    let (lo, hi) = match (spec, format) {
+        (_, OutputFormat::Npy) => (0.0, 0.0),
+        (None, _) => {
+            return Err(ApiError::bad_param(
+                "stretch_range",
+                "missing (required for compute images; .npy tiles need none)",
+            ))
+        }
+        (Some(spec), _) => {
+            let (Bound::Value(lo), Bound::Value(hi)) = (spec.lo, spec.hi) else {
+                return Err(ApiError::bad_param(
+                    "stretch_range",
+                    "compute needs two numbers (the result has no statistics for percentiles \
+                     or null)",
+                ));
+            };
+            (lo, hi)
+        }
     };
     if format == OutputFormat::GeoTiff {
         return Err(ApiError::bad_param(

@@ -177,8 +177,9 @@ pub fn spec() -> Value {
         p.push(param(
             "stretch_range",
             "query",
-            true,
-            "Range of the result mapped onto the colormap, two numbers",
+            false,
+            "Range of the result mapped onto the colormap, two numbers; required for images, \
+             not used by .npy tiles (raw values)",
             "[-1,1]",
         ));
         p.push(param("colormap", "query", false, "Colormap name", "rdbu"));
