@@ -35,6 +35,22 @@ enum Command {
     Validate(optimize::ValidateArgs),
 }
 
+/// The `KILN_*` variable a clap value error came from, if it did: clap names only the flag,
+/// and a bad value in the environment is hard to find from that alone.
+fn env_behind(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) else {
+        return None;
+    };
+    // "--port <PORT>" → KILN_PORT
+    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
+    let var = format!("KILN_{}", long.replace('-', "_").to_ascii_uppercase());
+    (std::env::var(&var).ok().as_deref() == Some(value.as_str())).then_some(var)
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -43,7 +59,15 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Some(var) = env_behind(&e) {
+                eprintln!("error: the value of the environment variable {var} is invalid:");
+            }
+            e.exit()
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

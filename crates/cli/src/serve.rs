@@ -14,14 +14,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::pattern::expand;
 
+/// Each setting but the patterns can also come from a `KILN_*` environment variable (clap's
+/// `env`, shown in `--help`); a flag beats its variable, which beats the config file.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Catalog to serve: a SQLite file made by `kiln ingest` (KILN_CATALOG).
+    /// Catalog to serve: a SQLite file made by `kiln ingest`.
     #[arg(
         short = 'd',
         long = "database",
         visible_alias = "catalog",
-        value_name = "CATALOG"
+        value_name = "CATALOG",
+        env = "KILN_CATALOG"
     )]
     catalog: Option<String>,
     /// Serve files matching these patterns instead of a catalog (as `kiln ingest` patterns);
@@ -31,33 +34,39 @@ pub struct ServeArgs {
     /// The -r patterns are regular expressions with named groups.
     #[arg(long)]
     regex: bool,
-    /// TOML configuration file (KILN_CONFIG).
-    #[arg(short, long, value_name = "FILE")]
+    /// TOML configuration file.
+    #[arg(short, long, value_name = "FILE", env = "KILN_CONFIG")]
     config: Option<PathBuf>,
-    /// Address to listen on (KILN_HOST; default 127.0.0.1).
-    #[arg(long)]
+    /// Address to listen on (default 127.0.0.1).
+    #[arg(long, env = "KILN_HOST")]
     host: Option<String>,
-    /// Port (KILN_PORT; default 8080; 0 picks a free one).
-    #[arg(short, long)]
+    /// Port (default 8080; 0 picks a free one).
+    #[arg(short, long, env = "KILN_PORT")]
     port: Option<u16>,
-    /// Allowed CORS origins, comma-separated, or * (KILN_CORS_ORIGINS; default *).
-    #[arg(long, value_name = "ORIGINS")]
+    /// Allowed CORS origins, comma-separated, or * (default *).
+    #[arg(long, value_name = "ORIGINS", env = "KILN_CORS_ORIGINS")]
     cors_origins: Option<String>,
-    /// Megabytes of encoded tiles cached (KILN_TILE_CACHE_MB; default 256).
-    #[arg(long, value_name = "MB")]
+    /// Megabytes of encoded tiles cached (default 256).
+    #[arg(long, value_name = "MB", env = "KILN_TILE_CACHE_MB")]
     tile_cache_mb: Option<u64>,
-    /// Megabytes of decoded blocks cached (KILN_BLOCK_CACHE_MB; default 512).
-    #[arg(long, value_name = "MB")]
+    /// Megabytes of decoded blocks cached (default 512).
+    #[arg(long, value_name = "MB", env = "KILN_BLOCK_CACHE_MB")]
     block_cache_mb: Option<u64>,
-    /// CPU threads for decoding and rendering (KILN_CPU_THREADS; default: one per core).
-    #[arg(long, value_name = "N")]
+    /// CPU threads for decoding and rendering (default: one per core).
+    #[arg(long, value_name = "N", env = "KILN_CPU_THREADS")]
     cpu_threads: Option<usize>,
-    /// Tile renders queued or running before new ones get 503 (KILN_MAX_QUEUE; default 512).
-    #[arg(long, value_name = "N")]
+    /// Tile renders queued or running before new ones get 503 (default 512).
+    #[arg(long, value_name = "N", env = "KILN_MAX_QUEUE")]
     max_queue: Option<usize>,
-    /// Base map for the web viewer: an XYZ raster tile URL with {z}/{x}/{y} (KILN_BASEMAP;
-    /// default none: a plain background with a graticule, since the viewer works offline).
-    #[arg(long, value_name = "URL")]
+    /// Seconds a tile render may take before it is answered with 503 (default 30).
+    #[arg(long, value_name = "S", env = "KILN_REQUEST_TIMEOUT_S")]
+    request_timeout_s: Option<u64>,
+    /// Cache-Control max-age of tiles, seconds (default 3600).
+    #[arg(long, value_name = "S", env = "KILN_CACHE_MAX_AGE_S")]
+    cache_max_age_s: Option<u32>,
+    /// Base map for the web viewer: an XYZ raster tile URL with {z}/{x}/{y} (default none: a
+    /// plain background with a graticule, since the viewer works offline).
+    #[arg(long, value_name = "URL", env = "KILN_BASEMAP")]
     basemap: Option<String>,
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]
@@ -122,22 +131,14 @@ fn split_list(s: &str) -> Vec<String> {
 }
 
 impl ServeConfig {
-    /// Layers the file, the environment and the flags over the defaults.
+    /// Layers the file and the flags (or their `KILN_*` variables, which clap has already
+    /// read) over the defaults; `env` is only checked for unknown `KILN_*` names.
     pub fn resolve(
         args: &ServeArgs,
         env: &[(String, String)],
     ) -> anyhow::Result<(Self, Vec<String>)> {
         let mut warnings = Vec::new();
-        let env_get = |k: &str| {
-            env.iter()
-                .find(|(n, _)| n == &format!("KILN_{k}"))
-                .map(|(_, v)| v.clone())
-        };
-        let file = args
-            .config
-            .clone()
-            .or_else(|| env_get("CONFIG").map(PathBuf::from));
-        let mut cfg = match &file {
+        let mut cfg = match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -152,44 +153,6 @@ impl ServeConfig {
                     warnings.push(format!("unknown environment variable {name} ignored"));
                 }
             }
-        }
-        fn parse<T: std::str::FromStr>(name: &str, v: &str) -> anyhow::Result<T> {
-            v.trim()
-                .parse()
-                .map_err(|_| anyhow::anyhow!("KILN_{name}='{v}' is not a valid value"))
-        }
-        if let Some(v) = env_get("CATALOG") {
-            cfg.catalog = Some(v);
-        }
-        if let Some(v) = env_get("HOST") {
-            cfg.host = v;
-        }
-        if let Some(v) = env_get("PORT") {
-            cfg.port = parse("PORT", &v)?;
-        }
-        if let Some(v) = env_get("CORS_ORIGINS") {
-            cfg.cors_origins = split_list(&v);
-        }
-        if let Some(v) = env_get("TILE_CACHE_MB") {
-            cfg.tile_cache_mb = parse("TILE_CACHE_MB", &v)?;
-        }
-        if let Some(v) = env_get("BLOCK_CACHE_MB") {
-            cfg.block_cache_mb = parse("BLOCK_CACHE_MB", &v)?;
-        }
-        if let Some(v) = env_get("CPU_THREADS") {
-            cfg.cpu_threads = parse("CPU_THREADS", &v)?;
-        }
-        if let Some(v) = env_get("MAX_QUEUE") {
-            cfg.max_queue = parse("MAX_QUEUE", &v)?;
-        }
-        if let Some(v) = env_get("REQUEST_TIMEOUT_S") {
-            cfg.request_timeout_s = parse("REQUEST_TIMEOUT_S", &v)?;
-        }
-        if let Some(v) = env_get("CACHE_MAX_AGE_S") {
-            cfg.cache_max_age_s = parse("CACHE_MAX_AGE_S", &v)?;
-        }
-        if let Some(v) = env_get("BASEMAP") {
-            cfg.basemap = Some(v);
         }
         if let Some(v) = &args.catalog {
             cfg.catalog = Some(v.clone());
@@ -214,6 +177,12 @@ impl ServeConfig {
         }
         if let Some(v) = args.max_queue {
             cfg.max_queue = v;
+        }
+        if let Some(v) = args.request_timeout_s {
+            cfg.request_timeout_s = v;
+        }
+        if let Some(v) = args.cache_max_age_s {
+            cfg.cache_max_age_s = v;
         }
         if let Some(v) = &args.basemap {
             cfg.basemap = Some(v.clone());
@@ -403,27 +372,25 @@ mod tests {
         Wrap::parse_from(v).args
     }
 
+    /// The environment's part (clap's `env`) is held by the serve integration test, which
+    /// runs the binary with `KILN_*` variables set.
     #[test]
-    fn flags_beat_environment_beat_file_beat_defaults() {
+    fn flags_beat_file_beat_defaults() {
         let dir = std::env::temp_dir().join(format!("kiln-cfg-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("kiln.toml");
         std::fs::write(
             &file,
-            "port = 9000\nhost = \"0.0.0.0\"\ntile_cache_mb = 7\n",
+            "port = 9000\nhost = \"0.0.0.0\"\ntile_cache_mb = 7\nmax_queue = 10\n",
         )
         .unwrap();
-        let env = vec![
-            ("KILN_PORT".to_string(), "9100".to_string()),
-            ("KILN_MAX_QUEUE".to_string(), "33".to_string()),
-            ("KILN_NOPE".to_string(), "1".to_string()),
-        ];
+        let env = vec![("KILN_NOPE".to_string(), "1".to_string())];
         let a = args(&["--config", file.to_str().unwrap(), "--max-queue", "44"]);
         let (cfg, warnings) = ServeConfig::resolve(&a, &env).unwrap();
-        assert_eq!(cfg.port, 9100, "env beats file");
-        assert_eq!(cfg.host, "0.0.0.0", "file beats default");
+        assert_eq!(cfg.port, 9000, "file beats default");
+        assert_eq!(cfg.host, "0.0.0.0");
         assert_eq!(cfg.tile_cache_mb, 7);
-        assert_eq!(cfg.max_queue, 44, "flag beats env");
+        assert_eq!(cfg.max_queue, 44, "flag beats file");
         assert_eq!(cfg.block_cache_mb, 512, "default");
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("KILN_NOPE"));
@@ -431,8 +398,6 @@ mod tests {
         std::fs::write(&file, "prot = 1\n").unwrap();
         let e = ServeConfig::resolve(&a, &[]).unwrap_err();
         assert!(format!("{e:#}").contains("prot"), "{e:#}");
-        let e = ServeConfig::resolve(&args(&[]), &[("KILN_PORT".into(), "x".into())]).unwrap_err();
-        assert!(e.to_string().contains("KILN_PORT"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
