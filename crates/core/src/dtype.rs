@@ -188,9 +188,20 @@ impl Samples {
         with_samples!(self, v => v[i].to_f64())
     }
 
-    /// Size of the buffer in bytes (for cache weights).
+    /// Size of the samples in bytes.
     pub fn size_bytes(&self) -> usize {
         self.len() * self.dtype().size_bytes()
+    }
+
+    /// Bytes the buffer keeps allocated (its capacity): what a cache must weigh, since a
+    /// decoder's buffer can be larger than the samples it holds.
+    pub fn capacity_bytes(&self) -> usize {
+        with_samples!(self, v => v.capacity()) * self.dtype().size_bytes()
+    }
+
+    /// Gives back allocated space beyond the samples (before a long stay in a cache).
+    pub fn shrink_to_fit(&mut self) {
+        with_samples!(self, v => v.shrink_to_fit());
     }
 
     /// Little-endian bytes of all samples (for `.npy` and GeoTIFF output).

@@ -152,8 +152,10 @@ struct Inner {
 impl Engine {
     pub fn new(config: &EngineConfig) -> Result<Self, EngineError> {
         let blocks = moka::sync::Cache::builder()
+            // What an entry really keeps: the samples' allocation (shrunk to fit before
+            // insertion), the block header, the Arc and moka's own entry (~200 bytes).
             .weigher(|_k, b: &Arc<Block>| {
-                u32::try_from(b.samples.size_bytes().saturating_add(64)).unwrap_or(u32::MAX)
+                u32::try_from(b.samples.capacity_bytes().saturating_add(256)).unwrap_or(u32::MAX)
             })
             .max_capacity(config.block_cache_bytes)
             .build();
@@ -464,7 +466,10 @@ impl Engine {
                     .collect();
                 jobs.into_par_iter()
                     .map(|(id, bytes)| {
-                        decode_one(&src2, id, bytes.as_deref()).map(|b| (id, Arc::new(b)))
+                        decode_one(&src2, id, bytes.as_deref()).map(|mut b| {
+                            b.samples.shrink_to_fit();
+                            (id, Arc::new(b))
+                        })
                     })
                     .collect::<Result<Vec<_>, EngineError>>()
             })

@@ -55,8 +55,11 @@ impl TileService {
     pub fn new(cache_bytes: u64, max_queue: usize, max_running: usize, timeout: Duration) -> Self {
         Self {
             cache: moka::future::Cache::builder()
+                // What an entry keeps: the tile's bytes (shrunk to fit before insertion, so
+                // length is allocation), the key's allocation, the ETag and moka's entry.
                 .weigher(|k: &String, t: &RenderedTile| {
-                    u32::try_from(t.bytes.len() + k.len() + 128).unwrap_or(u32::MAX)
+                    u32::try_from(t.bytes.len() + k.capacity() + t.etag.len() + 256)
+                        .unwrap_or(u32::MAX)
                 })
                 .max_capacity(cache_bytes)
                 .build(),
@@ -122,7 +125,13 @@ impl TileService {
             );
             Ok(RenderedTile {
                 etag: etag_of(&bytes).into(),
-                bytes: Bytes::from(bytes),
+                // Encoders reserve generously; a cached tile must not keep that slack (an
+                // entry weighed by its length held several times it, RSS grew past budget).
+                bytes: {
+                    let mut bytes = bytes;
+                    bytes.shrink_to_fit();
+                    Bytes::from(bytes)
+                },
                 content_type,
                 timing: timing.into(),
             })
