@@ -1041,16 +1041,15 @@ fn zoom_range(app: &AppState, r: &Resolved) -> (u8, u8) {
     (max, 0)
 }
 
+/// RFC 3986's unreserved characters stay as they are; everything else is `%XX`-encoded.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 pub async fn openapi() -> Json<Value> {
@@ -1059,4 +1058,18 @@ pub async fn openapi() -> Json<Value> {
 
 pub async fn apidoc() -> Html<&'static str> {
     Html(crate::openapi::APIDOC_HTML)
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::percent_encode;
+
+    #[test]
+    fn components_keep_unreserved_characters_only() {
+        assert_eq!(percent_encode("A-z_0.9~"), "A-z_0.9~");
+        assert_eq!(
+            percent_encode("a b/ü[1,2]&"),
+            "a%20b%2F%C3%BC%5B1%2C2%5D%26"
+        );
+    }
 }
