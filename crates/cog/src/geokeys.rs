@@ -609,17 +609,8 @@ pub(crate) fn projection_part(keys: &GeoKeys, to_metre: f64) -> Result<String, C
         .short(key::PROJ_COORD_TRANS)
         .ok_or_else(|| unsupported("user-defined projection without ProjCoordTransGeoKey"))?;
     let deg = angular_factor(keys)?;
-    // A parameter's value when no key gives it.
-    let d = |param: &str| -> f64 {
-        if param == "k" {
-            1.0
-        } else {
-            0.0
-        }
-    };
     let angle = |ids: &[u16], default: f64| keys.first_double(ids).map_or(default, |v| v * deg);
-    let linear =
-        |ids: &[u16], default: f64| keys.first_double(ids).map_or(default, |v| v * to_metre);
+    let linear = |ids: &[u16]| keys.first_double(ids).map_or(0.0, |v| v * to_metre);
     use key::*;
     let nat_lat = |d| {
         angle(
@@ -671,42 +662,30 @@ pub(crate) fn projection_part(keys: &GeoKeys, to_metre: f64) -> Result<String, C
     };
     let sp1 = |d| angle(&[PROJ_STD_PARALLEL1], d);
     let sp2 = |d| angle(&[PROJ_STD_PARALLEL2], d);
-    let scale = |default: f64| {
+    let scale = || {
         keys.first_double(&[PROJ_SCALE_AT_NAT_ORIGIN, PROJ_SCALE_AT_CENTER])
-            .unwrap_or(default)
+            .unwrap_or(1.0)
     };
-    let fe = linear(
-        &[
-            PROJ_FALSE_EASTING,
-            PROJ_CENTER_EASTING,
-            PROJ_FALSE_ORIGIN_EASTING,
-        ],
-        d("x_0"),
-    );
-    let fn_ = linear(
-        &[
-            PROJ_FALSE_NORTHING,
-            PROJ_CENTER_NORTHING,
-            PROJ_FALSE_ORIGIN_NORTHING,
-        ],
-        d("y_0"),
-    );
-    let false_e = linear(
-        &[
-            PROJ_FALSE_ORIGIN_EASTING,
-            PROJ_FALSE_EASTING,
-            PROJ_CENTER_EASTING,
-        ],
-        d("x_0"),
-    );
-    let false_n = linear(
-        &[
-            PROJ_FALSE_ORIGIN_NORTHING,
-            PROJ_FALSE_NORTHING,
-            PROJ_CENTER_NORTHING,
-        ],
-        d("y_0"),
-    );
+    let fe = linear(&[
+        PROJ_FALSE_EASTING,
+        PROJ_CENTER_EASTING,
+        PROJ_FALSE_ORIGIN_EASTING,
+    ]);
+    let fn_ = linear(&[
+        PROJ_FALSE_NORTHING,
+        PROJ_CENTER_NORTHING,
+        PROJ_FALSE_ORIGIN_NORTHING,
+    ]);
+    let false_e = linear(&[
+        PROJ_FALSE_ORIGIN_EASTING,
+        PROJ_FALSE_EASTING,
+        PROJ_CENTER_EASTING,
+    ]);
+    let false_n = linear(&[
+        PROJ_FALSE_ORIGIN_NORTHING,
+        PROJ_FALSE_NORTHING,
+        PROJ_CENTER_NORTHING,
+    ]);
     let xy = format!("+x_0={} +y_0={}", num(fe), num(fn_));
 
     let mut s = String::new();
@@ -716,63 +695,63 @@ pub(crate) fn projection_part(keys: &GeoKeys, to_metre: f64) -> Result<String, C
         1 => write!(
             s,
             "+proj=tmerc +lat_0={} +lon_0={} +k={} {xy}",
-            num(nat_lat(d("lat_0"))),
-            num(nat_lon(d("lon_0"))),
-            num(scale(d("k")))
+            num(nat_lat(0.0)),
+            num(nat_lon(0.0)),
+            num(scale())
         ),
         // Mercator: 2SP when a standard parallel is given, else 1SP with a scale.
         7 => match keys.double(PROJ_STD_PARALLEL1) {
             Some(ts) => write!(
                 s,
                 "+proj=merc +lon_0={} +lat_ts={} {xy}",
-                num(nat_lon(d("lon_0"))),
+                num(nat_lon(0.0)),
                 num(ts * deg)
             ),
             None => write!(
                 s,
                 "+proj=merc +lon_0={} +k={} {xy}",
-                num(nat_lon(d("lon_0"))),
-                num(scale(d("k")))
+                num(nat_lon(0.0)),
+                num(scale())
             ),
         },
         // Lambert Conformal Conic 2SP
         8 => write!(
             s,
             "+proj=lcc +lat_0={} +lon_0={} +lat_1={} +lat_2={} +x_0={} +y_0={}",
-            num(false_lat(d("lat_0"))),
-            num(false_lon(d("lon_0"))),
-            num(sp1(d("lat_1"))),
-            num(sp2(d("lat_2"))),
+            num(false_lat(0.0)),
+            num(false_lon(0.0)),
+            num(sp1(0.0)),
+            num(sp2(0.0)),
             num(false_e),
             num(false_n)
         ),
         // Lambert Conformal Conic 1SP
         9 => {
-            let lat = nat_lat(d("lat_0"));
+            let lat = nat_lat(0.0);
             write!(
                 s,
                 "+proj=lcc +lat_1={} +lat_0={} +lon_0={} +k_0={} {xy}",
                 num(lat),
                 num(lat),
-                num(nat_lon(d("lon_0"))),
-                num(scale(d("k")))
+                num(nat_lon(0.0)),
+                num(scale())
             )
         }
         // Lambert Azimuthal Equal Area
         10 => write!(
             s,
             "+proj=laea +lat_0={} +lon_0={} {xy}",
-            num(center_lat(d("lat_0"))),
-            num(center_lon(d("lon_0")))
+            num(center_lat(0.0)),
+            num(center_lon(0.0))
         ),
         // Albers Equal Area
         11 => write!(
             s,
             "+proj=aea +lat_0={} +lon_0={} +lat_1={} +lat_2={} +x_0={} +y_0={}",
-            num(nat_lat(d("lat_0"))),
-            num(nat_lon(d("lon_0"))),
-            num(sp1(d("lat_1"))),
-            num(sp2(d("lat_2"))),
+            num(nat_lat(0.0)),
+            num(nat_lon(0.0)),
+            num(sp1(0.0)),
+            num(sp2(0.0)),
             num(false_e),
             num(false_n)
         ),
@@ -780,25 +759,25 @@ pub(crate) fn projection_part(keys: &GeoKeys, to_metre: f64) -> Result<String, C
         12 => write!(
             s,
             "+proj=aeqd +lat_0={} +lon_0={} {xy}",
-            num(center_lat(d("lat_0"))),
-            num(center_lon(d("lon_0")))
+            num(center_lat(0.0)),
+            num(center_lon(0.0))
         ),
         // Equidistant Conic
         13 => write!(
             s,
             "+proj=eqdc +lat_0={} +lon_0={} +lat_1={} +lat_2={} {xy}",
-            num(center_lat(d("lat_0"))),
-            num(center_lon(d("lon_0"))),
-            num(sp1(d("lat_1"))),
-            num(sp2(d("lat_2")))
+            num(center_lat(0.0)),
+            num(center_lon(0.0)),
+            num(sp1(0.0)),
+            num(sp2(0.0))
         ),
         // Stereographic
         14 => write!(
             s,
             "+proj=stere +lat_0={} +lon_0={} +k={} {xy}",
-            num(center_lat(d("lat_0"))),
-            num(center_lon(d("lon_0"))),
-            num(scale(d("k")))
+            num(center_lat(0.0)),
+            num(center_lon(0.0)),
+            num(scale())
         ),
         // Polar Stereographic: GeoTIFF keeps the latitude of true scale in NatOriginLat.
         // As GDAL's SetPS: scale 1 off the pole is variant B (lat_ts), else variant A.
@@ -814,7 +793,7 @@ pub(crate) fn projection_part(keys: &GeoKeys, to_metre: f64) -> Result<String, C
                 ],
                 0.0,
             );
-            let k = scale(1.0);
+            let k = scale();
             let pole = if lat < 0.0 { -90.0 } else { 90.0 };
             if k == 1.0 && (lat.abs() - 90.0).abs() > 1e-8 {
                 write!(
@@ -838,63 +817,63 @@ pub(crate) fn projection_part(keys: &GeoKeys, to_metre: f64) -> Result<String, C
         16 => write!(
             s,
             "+proj=sterea +lat_0={} +lon_0={} +k={} {xy}",
-            num(nat_lat(d("lat_0"))),
-            num(nat_lon(d("lon_0"))),
-            num(scale(d("k")))
+            num(nat_lat(0.0)),
+            num(nat_lon(0.0)),
+            num(scale())
         ),
         // Equirectangular
         17 => write!(
             s,
             "+proj=eqc +lat_ts={} +lat_0={} +lon_0={} {xy}",
-            num(sp1(d("lat_ts"))),
-            num(center_lat(d("lat_0"))),
-            num(center_lon(d("lon_0")))
+            num(sp1(0.0)),
+            num(center_lat(0.0)),
+            num(center_lon(0.0))
         ),
         // Cassini-Soldner
         18 => write!(
             s,
             "+proj=cass +lat_0={} +lon_0={} {xy}",
-            num(nat_lat(d("lat_0"))),
-            num(nat_lon(d("lon_0")))
+            num(nat_lat(0.0)),
+            num(nat_lon(0.0))
         ),
         // Gnomonic
         19 => write!(
             s,
             "+proj=gnom +lat_0={} +lon_0={} {xy}",
-            num(center_lat(d("lat_0"))),
-            num(center_lon(d("lon_0")))
+            num(center_lat(0.0)),
+            num(center_lon(0.0))
         ),
         // Miller Cylindrical
         20 => write!(
             s,
             "+proj=mill +lat_0={} +lon_0={} {xy} +R_A",
-            num(center_lat(d("lat_0"))),
-            num(center_lon(d("lon_0")))
+            num(center_lat(0.0)),
+            num(center_lon(0.0))
         ),
         // Orthographic
         21 => write!(
             s,
             "+proj=ortho +lat_0={} +lon_0={} {xy}",
-            num(center_lat(d("lat_0"))),
-            num(center_lon(d("lon_0")))
+            num(center_lat(0.0)),
+            num(center_lon(0.0))
         ),
         // Polyconic
         22 => write!(
             s,
             "+proj=poly +lat_0={} +lon_0={} {xy}",
-            num(nat_lat(d("lat_0"))),
-            num(nat_lon(d("lon_0")))
+            num(nat_lat(0.0)),
+            num(nat_lon(0.0))
         ),
         // Robinson
-        23 => write!(s, "+proj=robin +lon_0={} {xy}", num(center_lon(d("lon_0")))),
+        23 => write!(s, "+proj=robin +lon_0={} {xy}", num(center_lon(0.0))),
         // Sinusoidal
-        24 => write!(s, "+proj=sinu +lon_0={} {xy}", num(center_lon(d("lon_0")))),
+        24 => write!(s, "+proj=sinu +lon_0={} {xy}", num(center_lon(0.0))),
         // Cylindrical Equal Area
         28 => write!(
             s,
             "+proj=cea +lat_ts={} +lon_0={} {xy}",
-            num(sp1(d("lat_ts"))),
-            num(nat_lon(d("lon_0")))
+            num(sp1(0.0)),
+            num(nat_lon(0.0))
         ),
         _ => return Err(unsupported(format!("projection {}", ct_name(ct)))),
     };
