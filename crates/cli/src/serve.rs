@@ -275,9 +275,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             if skipped > 0 && skipped == expansion.datasets.len() {
                 cat.close().await;
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
+                remove_sqlite_files(&path);
                 anyhow::bail!(
                     "none of the {skipped} files matching the patterns can be read (see the \
                      warnings above)"
@@ -319,11 +317,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let result = kiln_server::serve(listener, router, shutdown_signal()).await;
     catalog.close().await;
     if let Some(path) = temp_catalog {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        remove_sqlite_files(&path);
     }
     result.context("the server stopped with an error")
+}
+
+/// Removes a temporary SQLite catalog with its WAL and shared-memory files.
+fn remove_sqlite_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }
 
 fn absolute(path: &Path) -> anyhow::Result<String> {

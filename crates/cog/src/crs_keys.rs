@@ -250,7 +250,7 @@ pub(crate) fn linear_unit_key(keys: &GeoKeys) -> Result<Option<LinearUnit>, CogE
 
 /// Degrees per unit of an angular unit code (`size` is `GeogAngularUnitSizeGeoKey`, radians,
 /// for user-defined units).
-pub(crate) fn angular_unit(code: u16, size: Option<f64>) -> Result<(String, f64), CogError> {
+fn angular_unit(code: u16, size: Option<f64>) -> Result<(String, f64), CogError> {
     if code == USER_DEFINED {
         return size
             .filter(|s| s.is_finite() && *s > 0.0)
@@ -280,7 +280,7 @@ pub(crate) fn angular_unit(code: u16, size: Option<f64>) -> Result<(String, f64)
 }
 
 /// The angular unit the keys give (`None` when absent or 0).
-fn angular_unit_key(keys: &GeoKeys) -> Result<Option<(String, f64)>, CogError> {
+pub(crate) fn angular_unit_key(keys: &GeoKeys) -> Result<Option<(String, f64)>, CogError> {
     match keys.short(key::GEOG_ANGULAR_UNITS) {
         None | Some(0) => Ok(None),
         Some(code) => angular_unit(code, keys.double(key::GEOG_ANGULAR_UNIT_SIZE)).map(Some),
@@ -604,7 +604,7 @@ pub(crate) fn geographic_code(keys: &GeoKeys, code: u16) -> Result<CrsReading, C
         ))
     })?;
     let facts = epsg_facts(code);
-    check_geodetic_keys(keys, code, &facts, true)?;
+    check_geodetic_keys(keys, code, &crs, &facts, true)?;
     let degrees_per_unit = facts.angular_degrees.unwrap_or(1.0);
     if let Some((name, deg)) = angular_unit_key(keys)? {
         if !same_number(deg, degrees_per_unit) {
@@ -642,13 +642,15 @@ pub(crate) fn geographic_code(keys: &GeoKeys, code: u16) -> Result<CrsReading, C
     })
 }
 
-/// Checks the datum, ellipsoid and prime-meridian keys against the facts of `code`. With
+/// Checks the datum, ellipsoid and prime-meridian keys against `code` (its definition `base`
+/// and the `facts` of its WKT). With
 /// `strict` every contradiction is an error (geographic codes); otherwise only the prime
 /// meridian is (the others override a projected code's datum: see
 /// [`projected_geodetic_override`]).
 fn check_geodetic_keys(
     keys: &GeoKeys,
     code: u16,
+    base: &Crs,
     facts: &EpsgFacts,
     strict: bool,
 ) -> Result<(), CogError> {
@@ -676,9 +678,8 @@ fn check_geodetic_keys(
                 ));
             }
         }
-        let crs = Crs::from_epsg(u32::from(code)).ok();
-        if let (Some(a), Some(crs)) = (keys.double(key::GEOG_SEMI_MAJOR_AXIS), crs) {
-            if let Some((ca, _)) = kiln_core::crs::ellipsoid_axes(&crs) {
+        if let Some(a) = keys.double(key::GEOG_SEMI_MAJOR_AXIS) {
+            if let Some((ca, _)) = kiln_core::crs::ellipsoid_axes(base) {
                 if (a - ca).abs() > 1e-3 {
                     return Err(contradiction(
                         code,
@@ -706,10 +707,7 @@ fn check_geodetic_keys(
             ));
         }
     } else if let Some(lon) = keys.double(key::GEOG_PRIME_MERIDIAN_LONG) {
-        let own = Crs::from_epsg(u32::from(code))
-            .ok()
-            .and_then(|c| kiln_core::crs::prime_meridian_degrees(&c))
-            .unwrap_or(0.0);
+        let own = kiln_core::crs::prime_meridian_degrees(base).unwrap_or(0.0);
         // The key counts in the geographic angular unit.
         let unit = angular_unit_key(keys)?
             .map(|u| u.1)
@@ -794,7 +792,7 @@ fn projected_geodetic_override(
 /// A projected CRS named by an EPSG code, with the keys GDAL applies on top of it.
 pub(crate) fn projected_code(keys: &GeoKeys, code: u16, base: Crs) -> Result<CrsReading, CogError> {
     let facts = epsg_facts(code);
-    check_geodetic_keys(keys, code, &facts, false)?;
+    check_geodetic_keys(keys, code, &base, &facts, false)?;
     let mut parts = ProjParts::parse(&base.proj4);
     let mut notes = Vec::new();
 
@@ -835,24 +833,25 @@ pub(crate) fn projected_code(keys: &GeoKeys, code: u16, base: Crs) -> Result<Crs
     }
 
     // Projection: keys describe one only with ProjCoordTransGeoKey.
-    let present: Vec<u16> = PROJ_PARAMETER_KEYS
-        .iter()
-        .copied()
-        .filter(|&id| keys.get(id).is_some())
-        .collect();
     if keys.get(key::PROJ_COORD_TRANS).is_some() {
         let own = Projection::parse(&parts.projection);
-        let from_keys = crate::geokeys::projection_part(keys, unit.metres)?;
-        let theirs = Projection::parse(&ProjParts::parse(&from_keys).projection);
+        let from_keys =
+            ProjParts::parse(&crate::geokeys::projection_part(keys, unit.metres)?).projection;
+        let theirs = Projection::parse(&from_keys);
         let same = matches!((&own, &theirs), (Some(a), Some(b)) if a.same_as(b));
         if !same {
-            parts.projection = ProjParts::parse(&from_keys).projection;
+            parts.projection = from_keys;
             notes.push(format!(
                 "ProjCoordTransGeoKey and the projection keys describe another projection than \
                  EPSG:{code}'s: the keys' is used, as GDAL does"
             ));
         }
     } else {
+        let present: Vec<u16> = PROJ_PARAMETER_KEYS
+            .iter()
+            .copied()
+            .filter(|&id| keys.get(id).is_some())
+            .collect();
         if !present.is_empty() {
             let names: Vec<&str> = present.iter().map(|&id| key_name(id)).collect();
             notes.push(format!(

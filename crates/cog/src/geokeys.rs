@@ -568,12 +568,7 @@ fn linear_units(keys: &GeoKeys) -> Result<(String, f64), CogError> {
 
 /// Degrees per angular unit of the angle-valued keys (and of geographic coordinates).
 fn angular_factor(keys: &GeoKeys) -> Result<f64, CogError> {
-    match keys.short(key::GEOG_ANGULAR_UNITS) {
-        None | Some(0) => Ok(1.0),
-        Some(code) => {
-            crs_keys::angular_unit(code, keys.double(key::GEOG_ANGULAR_UNIT_SIZE)).map(|u| u.1)
-        }
-    }
+    Ok(crs_keys::angular_unit_key(keys)?.map_or(1.0, |u| u.1))
 }
 
 /// Builds the PROJ string of a user-defined projected CRS.
