@@ -10,25 +10,25 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use kiln_core::product::ImageFormat;
 use kiln_core::tms::TileCoord;
 use kiln_core::warp::Resampling;
-use kiln_engine::render::{encode_tile, OutputFormat, RenderOptions};
-use kiln_engine::{Engine, EngineConfig, OpenSource, TileRequest};
+use kiln_engine::{
+    Area, ColormapChoice, Engine, EngineConfig, ImageOutput, Layer, OpenSource, Product, RangeSpec,
+    RenderRequest,
+};
 use kiln_storage::MemorySource;
 
 struct Case {
     name: &'static str,
     file: &'static str,
     tiles: Vec<TileCoord>,
-    opts: RenderOptions,
+    product: Product,
 }
 
 fn cases() -> Vec<Case> {
-    let png = |stretch: Vec<(f64, f64)>, colormap: Option<&str>| RenderOptions {
-        format: OutputFormat::from_extension("png").unwrap(),
-        stretch,
-        colormap: colormap.map(str::to_string),
-        explicit_colormap: None,
+    let image = ImageOutput {
+        format: ImageFormat::Png,
         quality: 85,
     };
     // ETOPO5 (int16, DEFLATE + predictor 2, 512 px tiles, 4 overviews): all 64 tiles of z3.
@@ -44,13 +44,20 @@ fn cases() -> Vec<Case> {
             name: "dem_i16_terrain_png",
             file: "global_etopo5_i16_cog.tif",
             tiles: dem_tiles,
-            opts: png(vec![(-8000.0, 6000.0)], Some("terrain")),
+            product: Product::SingleBand {
+                stretch: RangeSpec::values(-8000.0, 6000.0),
+                colormap: ColormapChoice::Named("terrain".into()),
+                image,
+            },
         },
         Case {
             name: "rgb_jpeg_cog_png",
             file: "global_shadedrelief_10800x5400_rgb_jpeg_cog.tif",
             tiles: rgb_tiles,
-            opts: png(Vec::new(), None),
+            product: Product::Rgb {
+                stretch: [RangeSpec::DEFAULT; 3],
+                image,
+            },
         },
     ]
 }
@@ -64,6 +71,17 @@ fn open(rt: &tokio::runtime::Runtime, engine: &Engine, file: &str) -> Arc<OpenSo
     rt.block_on(engine.open(Arc::new(src))).unwrap()
 }
 
+/// The request of one tile of `case`: every band but alpha, nearest, 256 px.
+fn request(src: &Arc<OpenSource>, product: &Product, tile: TileCoord) -> RenderRequest {
+    let bands = src.default_bands().iter().map(|b| b + 1).collect();
+    RenderRequest {
+        layers: vec![Layer::of(src.clone(), Some(bands))],
+        area: Area::tile(tile, 256),
+        resampling: Resampling::Nearest,
+        product: product.clone(),
+    }
+}
+
 fn render_all(
     rt: &tokio::runtime::Runtime,
     engine: &Engine,
@@ -73,19 +91,11 @@ fn render_all(
     rt.block_on(async {
         let mut bytes = 0;
         for &tile in &case.tiles {
-            let req = TileRequest {
-                tile,
-                tile_size: 256,
-                resampling: Resampling::Nearest,
-                bands: None,
-            };
-            let raster = engine
-                .read_tile(std::slice::from_ref(src), &req)
-                .await
-                .unwrap();
-            bytes += encode_tile(engine, src, &req, raster, &case.opts)
+            bytes += engine
+                .render(&request(src, &case.product, tile))
                 .await
                 .unwrap()
+                .bytes
                 .len();
         }
         bytes
@@ -134,15 +144,8 @@ fn bench(c: &mut Criterion) {
             .tiles
             .iter()
             .map(|&tile| {
-                let req = TileRequest {
-                    tile,
-                    tile_size: 256,
-                    resampling: Resampling::Nearest,
-                    bands: None,
-                };
-                let r = rt
-                    .block_on(warm.read_tile(std::slice::from_ref(&warm_src), &req))
-                    .unwrap();
+                let req = request(&warm_src, &case.product, tile);
+                let r = rt.block_on(warm.render_values(&req)).unwrap();
                 (req, r)
             })
             .collect();
@@ -150,9 +153,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 rt.block_on(async {
                     for (req, r) in &rasters {
-                        encode_tile(&warm, &warm_src, req, r.clone(), &case.opts)
-                            .await
-                            .unwrap();
+                        warm.encode(req, r.clone()).await.unwrap();
                     }
                 })
             })

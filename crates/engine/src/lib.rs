@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod optimize;
 mod pool;
 pub mod render;
+mod request;
 mod source;
 mod stats;
 mod window;
@@ -23,5 +24,10 @@ pub use footprint::{compute_footprint, Footprint, FootprintOptions};
 pub use header_fetch::read_tiff_header;
 pub use info::{source_info, SourceInfo};
 pub use pool::CpuPool;
+pub use render::{OutputFormat, RenderOutput, Timings};
+pub use request::{
+    Area, Bound, ColormapChoice, ComputeOutput, ImageOutput, Layer, Product, RangeSpec, RawFormat,
+    RenderKey, RenderRequest, Tms,
+};
 pub use source::{Engine, EngineConfig, OpenSource, TileRequest};
 pub use stats::{compute_statistics, BandStats, DatasetStats, StatsOptions, FINE_BINS};

@@ -1,25 +1,40 @@
-//! Products on top of a raw tile: raw values (`.npy`, GeoTIFF), single band with stretch and
-//! colormap, palette expansion, and RGB; encoded as the caller asks. Runs on the CPU pool.
+//! Products on top of raw values: [`Engine::render`] reads a [`RenderRequest`]'s layers over
+//! its area, stacks them, evaluates band math, and encodes raw values (`.npy`, GeoTIFF), a
+//! single band with stretch and colormap (or the file's palette), or RGB. The CPU-heavy steps
+//! run on the pool. Previews and point samples are planned here too, so callers only parse
+//! parameters.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use kiln_core::crs::WEB_MERCATOR_MAX_LAT;
+use kiln_core::expr::Expression;
 use kiln_core::product::{
-    self, stretch_to_index, Colormap, ExplicitColormap, Image8, ImageFormat, Palette, PixelLayout,
-    Quality, Stretch,
+    self, stretch_to_index, Colormap, Image8, ImageFormat, Palette, PixelLayout, Quality, Stretch,
 };
-use kiln_core::{DataType, Raster};
+use kiln_core::warp::{GridSpec, Resampling};
+use kiln_core::{DataType, GeoBounds, GeoTransform, Raster, Samples};
 
-use crate::source::tile_size_u32;
-use crate::{Engine, EngineError, OpenSource, TileRequest};
+use crate::request::{
+    Area, ColormapChoice, ComputeOutput, ImageOutput, Product, RawFormat, RenderRequest, Tms,
+};
+use crate::{Engine, EngineError, OpenSource};
 
-/// What a tile is encoded as.
+/// Longest side of a preview image unless the caller asks otherwise.
+pub const PREVIEW_DEFAULT_PX: usize = 256;
+/// Largest side of any rendered grid (tiles with buffer, previews).
+pub const MAX_GRID_PX: usize = 4096;
+/// Largest tile buffer, in pixels on each side.
+pub const MAX_BUFFER_PX: u32 = 256;
+/// Side of the grid a point is sampled on, metres in the tile CRS (a few millimetres: the
+/// nearest source pixel is the one containing the point).
+const POINT_GRID_M: f64 = 0.001;
+
+/// The file formats of tile URLs and `kiln tile` outputs, by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
-    /// Raw values in TiTiler's `.npy` layout (bands, then the mask band).
-    Npy,
-    /// Raw values as a GeoTIFF in EPSG:3857 with nodata.
-    GeoTiff,
+    Raw(RawFormat),
     Image(ImageFormat),
 }
 
@@ -27,8 +42,8 @@ impl OutputFormat {
     /// The format named by a file extension (`npy`, `tif`/`tiff`, `png`, `jpg`/`jpeg`, `webp`).
     pub fn from_extension(ext: &str) -> Option<Self> {
         match ext.to_ascii_lowercase().as_str() {
-            "npy" => Some(Self::Npy),
-            "tif" | "tiff" => Some(Self::GeoTiff),
+            "npy" => Some(Self::Raw(RawFormat::Npy)),
+            "tif" | "tiff" => Some(Self::Raw(RawFormat::GeoTiff)),
             other => ImageFormat::from_extension(other).map(Self::Image),
         }
     }
@@ -40,121 +55,442 @@ impl OutputFormat {
     }
 }
 
-/// How to turn values into an image.
+/// An encoded render and how long its stages took.
 #[derive(Debug, Clone)]
-pub struct RenderOptions {
-    pub format: OutputFormat,
-    /// Value ranges mapped onto the colours: none (0..255 for 8-bit data, else the tile's
-    /// valid range), one for every band, or one per band of an RGB image.
-    pub stretch: Vec<(f64, f64)>,
-    pub colormap: Option<String>,
-    /// Value → colour classes (Terracotta's `explicit_color_map`); wins over `colormap`.
-    pub explicit_colormap: Option<ExplicitColormap>,
-    pub quality: u8,
+pub struct RenderOutput {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+    pub timings: Timings,
 }
 
-/// Encodes a tile read with `req` from `source` (on the CPU pool).
-pub async fn encode_tile(
-    engine: &Engine,
-    source: &Arc<OpenSource>,
-    req: &TileRequest,
-    raster: Raster,
-    opts: &RenderOptions,
-) -> Result<Vec<u8>, EngineError> {
-    let transform = engine
-        .tile_matrix_set()
-        .tile_transform(req.tile, tile_size_u32(req.tile_size));
-    encode_raster(engine, source, raster, transform, opts).await
+/// Stage durations of one render: reading (fetch, decode, warp, stack, band math) and encoding.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Timings {
+    pub read: Duration,
+    pub encode: Duration,
 }
 
-/// Encodes any raster in the tile CRS whose pixel-corner transform is `transform` (previews
-/// and grids that are not one tile), on the CPU pool.
-pub async fn encode_raster(
-    engine: &Engine,
-    source: &Arc<OpenSource>,
-    raster: Raster,
-    transform: kiln_core::GeoTransform,
-    opts: &RenderOptions,
-) -> Result<Vec<u8>, EngineError> {
-    let source = source.clone();
-    let opts = opts.clone();
-    engine
-        .pool()
-        .run(move || encode_sync(&source, &raster, &transform, &opts))
-        .await?
+/// How the encoder turns the values into bytes, with every range resolved.
+#[derive(Debug, Clone)]
+enum Encoding {
+    Raw(RawFormat),
+    Single {
+        /// `None`: the tile's own valid range (or 0..255 for 8-bit data).
+        stretch: Option<(f64, f64)>,
+        colormap: ColormapChoice,
+        image: ImageOutput,
+    },
+    Rgb {
+        stretch: [Option<(f64, f64)>; 3],
+        image: ImageOutput,
+    },
+}
+
+impl Engine {
+    /// Renders `req`: the encoded bytes, their MIME type and the stage timings.
+    pub async fn render(&self, req: &RenderRequest) -> Result<RenderOutput, EngineError> {
+        let t0 = Instant::now();
+        let values = self.render_values(req).await?;
+        let t1 = Instant::now();
+        let bytes = self.encode(req, values).await?;
+        Ok(RenderOutput {
+            bytes,
+            content_type: req.content_type(),
+            timings: Timings {
+                read: t1 - t0,
+                encode: t1.elapsed(),
+            },
+        })
+    }
+
+    /// The grid an [`Area`] covers in the tile CRS.
+    pub fn area_grid(&self, area: &Area) -> Result<GridSpec, EngineError> {
+        let grid = match *area {
+            Area::Tile {
+                tms: Tms::WebMercatorQuad,
+                tile,
+                size,
+                buffer,
+            } => {
+                if !(size == 256 || size == 512) {
+                    return Err(EngineError::bad_request(
+                        "tile_size",
+                        format!("{size} is not 256 or 512"),
+                    ));
+                }
+                if buffer > MAX_BUFFER_PX {
+                    return Err(EngineError::bad_request(
+                        "buffer",
+                        format!("{buffer} pixels: at most {MAX_BUFFER_PX}"),
+                    ));
+                }
+                let t = self.tile_matrix_set().tile_transform(tile, size);
+                let b = f64::from(buffer);
+                let side = (size + 2 * buffer) as usize;
+                let mut tf = t;
+                tf.0[0] -= b * t.0[1];
+                tf.0[3] -= b * t.0[5];
+                GridSpec {
+                    transform: tf,
+                    width: side,
+                    height: side,
+                }
+            }
+            Area::Grid(g) => g,
+        };
+        Ok(grid)
+    }
+
+    /// The values of a request before encoding: every layer read over the area and stacked
+    /// band after band, and for band math the expression's result (float64, NaN invalid).
+    pub async fn render_values(&self, req: &RenderRequest) -> Result<Raster, EngineError> {
+        let grid = self.area_grid(&req.area)?;
+        if req.layers.is_empty() || req.layers.iter().any(|l| l.sources.is_empty()) {
+            return Err(EngineError::bad_request("sources", "nothing to read"));
+        }
+        // Consecutive layers over the same sources are read in one pass.
+        let mut groups: Vec<(usize, Option<Vec<usize>>)> = Vec::new();
+        for (i, layer) in req.layers.iter().enumerate() {
+            if let Some((first, Some(bands))) = groups.last_mut() {
+                let prev = &req.layers[*first];
+                let same = prev.sources.len() == layer.sources.len()
+                    && prev
+                        .sources
+                        .iter()
+                        .zip(&layer.sources)
+                        .all(|(a, b)| Arc::ptr_eq(a, b));
+                if let (true, Some(more)) = (same, &layer.bands) {
+                    bands.extend_from_slice(more);
+                    continue;
+                }
+            }
+            groups.push((i, layer.bands.clone()));
+        }
+        let reads = groups
+            .into_iter()
+            .map(|(i, bands)| self.read_grid(&req.layers[i].sources, &grid, bands, req.resampling));
+        let rasters = futures_util::future::try_join_all(reads).await?;
+        let stacked = Raster::stack(rasters).map_err(|e| EngineError::from_core("", e))?;
+        match &req.product {
+            Product::Compute {
+                expression,
+                variables,
+                ..
+            } => {
+                let expr = Expression::parse(expression)
+                    .map_err(|e| EngineError::bad_request("expression", e.to_string()))?;
+                let variables = variables.clone();
+                self.pool()
+                    .run(move || evaluate(&expr, &variables, &stacked))
+                    .await?
+            }
+            _ => Ok(stacked),
+        }
+    }
+
+    /// Encodes values made by [`Self::render_values`] for `req`, on the CPU pool.
+    pub async fn encode(
+        &self,
+        req: &RenderRequest,
+        values: Raster,
+    ) -> Result<Vec<u8>, EngineError> {
+        let encoding = resolve_encoding(req, &values)?;
+        let grid = self.area_grid(&req.area)?;
+        let source = req
+            .layers
+            .first()
+            .and_then(|l| l.sources.first())
+            .cloned()
+            .ok_or_else(|| EngineError::bad_request("sources", "nothing to read"))?;
+        self.pool()
+            .run(move || encode_sync(&source, &values, &grid.transform, &encoding))
+            .await?
+    }
+
+    /// A preview of `bounds` (WGS 84, clamped to the Web Mercator range): the bounds in the
+    /// tile CRS fitted into `size` pixels, or [`PREVIEW_DEFAULT_PX`] on the longer side with
+    /// the aspect kept.
+    pub fn preview_grid(
+        &self,
+        bounds: &GeoBounds,
+        size: Option<(usize, usize)>,
+    ) -> Result<GridSpec, EngineError> {
+        let tms = self.tile_matrix_set();
+        let clamp = |lat: f64| lat.clamp(-WEB_MERCATOR_MAX_LAT, WEB_MERCATOR_MAX_LAT);
+        let corner = |lon, lat| {
+            tms.project_lonlat(lon, clamp(lat))
+                .ok_or_else(|| EngineError::Internal {
+                    reason: format!("bounds corner {lon},{lat} does not project"),
+                })
+        };
+        let (x0, y0) = corner(bounds.west, bounds.north)?;
+        let (x1, y1) = corner(bounds.east, bounds.south)?;
+        let (w_m, h_m) = ((x1 - x0).abs().max(1e-6), (y0 - y1).abs().max(1e-6));
+        let (width, height) = match size {
+            Some(s) => s,
+            None => {
+                let fit =
+                    |a: f64, b: f64| ((PREVIEW_DEFAULT_PX as f64 * a / b).round() as usize).max(1);
+                if w_m >= h_m {
+                    (PREVIEW_DEFAULT_PX, fit(h_m, w_m))
+                } else {
+                    (fit(w_m, h_m), PREVIEW_DEFAULT_PX)
+                }
+            }
+        };
+        if width == 0 || height == 0 || width > MAX_GRID_PX || height > MAX_GRID_PX {
+            return Err(EngineError::TooLarge {
+                reason: format!("{width}x{height} pixels: each side must be 1 to {MAX_GRID_PX}"),
+            });
+        }
+        Ok(GridSpec {
+            transform: GeoTransform::north_up(
+                x0.min(x1),
+                y0.max(y1),
+                w_m / width as f64,
+                h_m / height as f64,
+            ),
+            width,
+            height,
+        })
+    }
+
+    /// The values of every band but alpha at `lon`, `lat` (WGS 84) from the first source with
+    /// a valid pixel there, by the tiles' nearest sampling; `None` where no source has data.
+    pub async fn sample_point(
+        &self,
+        sources: &[Arc<OpenSource>],
+        lon: f64,
+        lat: f64,
+    ) -> Result<Option<Vec<f64>>, EngineError> {
+        check_lonlat(lon, lat)?;
+        let (x, y) = self
+            .tile_matrix_set()
+            .project_lonlat(lon, lat)
+            .ok_or_else(|| EngineError::bad_request("lat", "does not project"))?;
+        // A one-pixel grid a millimetre wide around the point: nearest sampling picks the
+        // source pixel that contains it, through the same path tiles take.
+        let grid = GridSpec {
+            transform: GeoTransform::north_up(
+                x - POINT_GRID_M / 2.0,
+                y + POINT_GRID_M / 2.0,
+                POINT_GRID_M,
+                POINT_GRID_M,
+            ),
+            width: 1,
+            height: 1,
+        };
+        let raster = self
+            .read_grid(sources, &grid, None, Resampling::Nearest)
+            .await?;
+        if raster.mask.first().is_none_or(|&m| m == 0) {
+            return Ok(None);
+        }
+        Ok(Some(
+            (0..raster.bands)
+                .map(|b| raster.samples.get_f64(b))
+                .collect(),
+        ))
+    }
+}
+
+/// Checks that a point is one tiles can show: longitude -180..180, latitude within Web
+/// Mercator's range.
+pub fn check_lonlat(lon: f64, lat: f64) -> Result<(), EngineError> {
+    if !(-180.0..=180.0).contains(&lon) {
+        return Err(EngineError::bad_request(
+            "lon",
+            format!("{lon} is not in -180 ... 180"),
+        ));
+    }
+    if !(-WEB_MERCATOR_MAX_LAT..=WEB_MERCATOR_MAX_LAT).contains(&lat) {
+        return Err(EngineError::bad_request(
+            "lat",
+            format!("{lat} is outside the Web Mercator range -85.05 ... 85.05"),
+        ));
+    }
+    Ok(())
+}
+
+/// Resolves the product's stretch ranges against the layers' statistics.
+fn resolve_encoding(req: &RenderRequest, values: &Raster) -> Result<Encoding, EngineError> {
+    let need = |n: usize, what: &str| -> Result<(), EngineError> {
+        if values.bands == n {
+            Ok(())
+        } else {
+            Err(EngineError::bad_request(
+                "bands",
+                format!(
+                    "{what} needs {n} band(s), the request reads {}",
+                    values.bands
+                ),
+            ))
+        }
+    };
+    Ok(match &req.product {
+        Product::Raw(f) => Encoding::Raw(*f),
+        Product::SingleBand {
+            stretch,
+            colormap,
+            image,
+        } => {
+            need(1, "a single-band image")?;
+            Encoding::Single {
+                stretch: stretch.resolve(req.channel_stats(0), "stretch_range")?,
+                colormap: colormap.clone(),
+                image: *image,
+            }
+        }
+        Product::Rgb { stretch, image } => {
+            need(3, "an RGB image")?;
+            let mut out = [None; 3];
+            for (i, (slot, name)) in out
+                .iter_mut()
+                .zip(["r_range", "g_range", "b_range"])
+                .enumerate()
+            {
+                *slot = stretch[i].resolve(req.channel_stats(i), name)?;
+            }
+            Encoding::Rgb {
+                stretch: out,
+                image: *image,
+            }
+        }
+        Product::Compute { output, .. } => match output {
+            ComputeOutput::Raw(RawFormat::GeoTiff) => {
+                return Err(EngineError::bad_request(
+                    "format",
+                    "compute tiles are .png, .jpg, .webp or .npy",
+                ))
+            }
+            ComputeOutput::Raw(f) => Encoding::Raw(*f),
+            ComputeOutput::Image {
+                stretch,
+                colormap,
+                image,
+            } => Encoding::Single {
+                // The result has no statistics: numbers, or the tile's own range.
+                stretch: stretch.resolve(None, "stretch_range")?,
+                colormap: colormap.clone(),
+                image: *image,
+            },
+        },
+    })
+}
+
+/// Evaluates `expr` with band `i` of `raster` as variable `variables[i]` (masked → NaN); the
+/// result is valid where it is finite.
+fn evaluate(
+    expr: &Expression,
+    variables: &[usize],
+    raster: &Raster,
+) -> Result<Raster, EngineError> {
+    if variables.len() != raster.bands {
+        return Err(EngineError::bad_request(
+            "expression",
+            format!(
+                "{} variable(s) named, {} band(s) read",
+                variables.len(),
+                raster.bands
+            ),
+        ));
+    }
+    let n = raster.pixel_count();
+    let planes: Vec<Vec<f64>> = (0..raster.bands)
+        .map(|b| {
+            (0..n)
+                .map(|i| {
+                    if raster.mask[i] == 0 {
+                        f64::NAN
+                    } else {
+                        raster.samples.get_f64(b * n + i)
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let max_var = variables.iter().copied().max().unwrap_or(0);
+    let empty: Vec<f64> = vec![f64::NAN; n];
+    let mut inputs: Vec<&[f64]> = vec![&empty; max_var];
+    for (plane, &v) in planes.iter().zip(variables) {
+        if let Some(slot) = v.checked_sub(1).and_then(|i| inputs.get_mut(i)) {
+            *slot = plane;
+        }
+    }
+    let result = expr
+        .evaluate(&inputs)
+        .map_err(|e| EngineError::bad_request("expression", e.to_string()))?;
+    let mask: Vec<u8> = result
+        .iter()
+        .map(|v| if v.is_finite() { 255 } else { 0 })
+        .collect();
+    Ok(Raster {
+        width: raster.width,
+        height: raster.height,
+        bands: 1,
+        samples: Samples::F64(result),
+        mask,
+    })
 }
 
 fn encode_sync(
     source: &OpenSource,
     raster: &Raster,
-    transform: &kiln_core::GeoTransform,
-    opts: &RenderOptions,
+    transform: &GeoTransform,
+    encoding: &Encoding,
 ) -> Result<Vec<u8>, EngineError> {
     let uri = source.uri();
     let core_err = |e| EngineError::from_core(uri, e);
-    match opts.format {
-        OutputFormat::Npy => product::encode_npy(raster).map_err(core_err),
-        OutputFormat::GeoTiff => {
-            kiln_cog::write::write_geotiff_tile(raster, transform, 3857, source.header().nodata)
-                .map_err(|e| EngineError::from_cog(uri, e))
+    let (image, format, quality) = match encoding {
+        Encoding::Raw(RawFormat::Npy) => return product::encode_npy(raster).map_err(core_err),
+        Encoding::Raw(RawFormat::GeoTiff) => {
+            return kiln_cog::write::write_geotiff_tile(
+                raster,
+                transform,
+                3857,
+                source.header().nodata,
+            )
+            .map_err(|e| EngineError::from_cog(uri, e))
         }
-        OutputFormat::Image(format) => {
-            let quality = Quality::new(opts.quality).map_err(core_err)?;
-            let image = match raster.bands {
-                1 => single_band_image(source, raster, opts)?,
-                3 => {
-                    let ranges = match opts.stretch.as_slice() {
-                        [r, g, b] => [Some(*r), Some(*g), Some(*b)],
-                        [one] => [Some(*one); 3],
-                        [] => [None; 3],
-                        other => {
-                            return Err(EngineError::bad_request(
-                                "stretch",
-                                format!("give 1 or 3 ranges for an RGB image, not {}", other.len()),
-                            ))
-                        }
-                    };
-                    let auto = stretch_for(raster, None, None).map_err(core_err)?;
-                    let mut s = [auto; 3];
-                    for (slot, range) in s.iter_mut().zip(ranges) {
-                        if let Some(r) = range {
-                            *slot = stretch_for(raster, Some(r), None).map_err(core_err)?;
-                        }
-                    }
-                    product::rgb_image(raster, [0, 1, 2], s)
-                        .map_err(core_err)?
-                        .into()
+        Encoding::Single {
+            stretch,
+            colormap,
+            image,
+        } => (
+            single_band_image(source, raster, *stretch, colormap)?,
+            image.format,
+            image.quality,
+        ),
+        Encoding::Rgb { stretch, image } => {
+            let auto = stretch_for(raster, None, None).map_err(core_err)?;
+            let mut s = [auto; 3];
+            for (slot, range) in s.iter_mut().zip(stretch) {
+                if let Some(r) = range {
+                    *slot = stretch_for(raster, Some(*r), None).map_err(core_err)?;
                 }
-                n => {
-                    return Err(EngineError::bad_request(
-                        "bands",
-                        format!(
-                            "an image needs 1 or 3 bands, the tile has {n}: pick them with bands"
-                        ),
-                    ))
-                }
-            };
-            match image {
-                Rendered::Indexed { indices, palette } if format == ImageFormat::Png => {
-                    product::encode_png_indexed(raster.width, raster.height, &indices, &palette)
-                        .map_err(core_err)
-                }
-                Rendered::Indexed { indices, palette } => {
-                    // JPEG and WebP have no palettes: expand to RGBA.
-                    let entries = palette.entries();
-                    let mut rgba = Vec::with_capacity(indices.len() * 4);
-                    for &i in &indices {
-                        rgba.extend_from_slice(
-                            entries.get(usize::from(i)).unwrap_or(&[0, 0, 0, 0]),
-                        );
-                    }
-                    Image8::new(raster.width, raster.height, PixelLayout::Rgba, rgba)
-                        .and_then(|img| img.encode(format, quality))
-                        .map_err(core_err)
-                }
-                Rendered::Image(img) => img.encode(format, quality).map_err(core_err),
             }
+            let img = product::rgb_image(raster, [0, 1, 2], s).map_err(core_err)?;
+            (img.into(), image.format, image.quality)
         }
+    };
+    let quality = Quality::new(quality).map_err(core_err)?;
+    match image {
+        Rendered::Indexed { indices, palette } if format == ImageFormat::Png => {
+            product::encode_png_indexed(raster.width, raster.height, &indices, &palette)
+                .map_err(core_err)
+        }
+        Rendered::Indexed { indices, palette } => {
+            // JPEG and WebP have no palettes: expand to RGBA.
+            let entries = palette.entries();
+            let mut rgba = Vec::with_capacity(indices.len() * 4);
+            for &i in &indices {
+                rgba.extend_from_slice(entries.get(usize::from(i)).unwrap_or(&[0, 0, 0, 0]));
+            }
+            Image8::new(raster.width, raster.height, PixelLayout::Rgba, rgba)
+                .and_then(|img| img.encode(format, quality))
+                .map_err(core_err)
+        }
+        Rendered::Image(img) => img.encode(format, quality).map_err(core_err),
     }
 }
 
@@ -173,7 +509,8 @@ impl From<Image8> for Rendered {
 fn single_band_image(
     source: &OpenSource,
     raster: &Raster,
-    opts: &RenderOptions,
+    requested: Option<(f64, f64)>,
+    colormap: &ColormapChoice,
 ) -> Result<Rendered, EngineError> {
     let uri = source.uri();
     let core_err = |e| EngineError::from_core(uri, e);
@@ -182,14 +519,18 @@ fn single_band_image(
         .images
         .first()
         .and_then(|i| i.palette.clone());
-    if let Some(explicit) = &opts.explicit_colormap {
-        let indices = explicit.label_band(raster, 0).map_err(core_err)?;
-        return Ok(Rendered::Indexed {
-            indices,
-            palette: explicit.palette(),
-        });
-    }
-    let (indices, palette) = match (&opts.colormap, file_palette) {
+    let name = match colormap {
+        ColormapChoice::Explicit(explicit) => {
+            let indices = explicit.label_band(raster, 0).map_err(core_err)?;
+            return Ok(Rendered::Indexed {
+                indices,
+                palette: explicit.palette(),
+            });
+        }
+        ColormapChoice::Named(n) => Some(n.as_str()),
+        ColormapChoice::Default => None,
+    };
+    let (indices, palette) = match (name, file_palette) {
         // A palette file without a requested colormap shows its own colours.
         (None, Some(pal)) if raster.dtype() == DataType::U8 => {
             let mut entries: Vec<[u8; 4]> = pal
@@ -224,18 +565,8 @@ fn single_band_image(
             (idx, Palette::new(entries).map_err(core_err)?)
         }
         (name, _) => {
-            let requested = match opts.stretch.as_slice() {
-                [] => None,
-                [one] => Some(*one),
-                other => {
-                    return Err(EngineError::bad_request(
-                        "stretch",
-                        format!("give 1 range for a single-band image, not {}", other.len()),
-                    ))
-                }
-            };
             let stretch = stretch_for(raster, requested, Some(0)).map_err(core_err)?;
-            let palette = match name.as_deref() {
+            let palette = match name {
                 Some(name) => Colormap::by_name(name).map_err(core_err)?.palette(),
                 None => Palette::grey(),
             };

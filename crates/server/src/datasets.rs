@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_catalog::{Catalog, DatasetMetadata};
-use kiln_engine::{Engine, OpenSource};
+use kiln_catalog::{BandStats, Catalog, DatasetMetadata};
+use kiln_engine::{Engine, Layer, OpenSource};
 
 use crate::error::ApiError;
 
@@ -19,18 +19,18 @@ pub struct Resolved {
     pub keys: Vec<String>,
     pub source: Arc<OpenSource>,
     pub metadata: Arc<DatasetMetadata>,
+    /// The metadata's per-band statistics, shared by every render request of this dataset.
+    stats: Arc<[BandStats]>,
 }
 
 impl Resolved {
-    /// Statistics of 1-based `band`, if the band exists and has valid pixels.
-    pub fn band_stats(&self, band: usize) -> Option<&kiln_catalog::BandStats> {
-        band.checked_sub(1).and_then(|i| self.metadata.bands.get(i))
-    }
-
-    /// A stable text that changes when the file changes (for tile cache keys and ETags).
-    pub fn identity(&self) -> String {
-        let id = self.source.identity();
-        format!("{}|{}|{}", id.uri, id.size, id.version)
+    /// `bands` (1-based) of this dataset as a render layer, with its statistics.
+    pub fn layer(&self, bands: Vec<usize>) -> Layer {
+        Layer {
+            sources: vec![self.source.clone()],
+            bands: Some(bands),
+            stats: Some(self.stats.clone()),
+        }
     }
 }
 
@@ -135,6 +135,7 @@ impl DatasetStore {
         Ok(Arc::new(Resolved {
             keys,
             source,
+            stats: metadata.bands.clone().into(),
             metadata: Arc::new(metadata),
         }))
     }

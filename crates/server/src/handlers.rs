@@ -9,20 +9,16 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use kiln_catalog::{KeyFilter, Page};
-use kiln_core::crs::WEB_MERCATOR_MAX_LAT;
 use kiln_core::expr::Expression;
 use kiln_core::product::{colormap_values, Colormap, ImageFormat, Stretch};
-use kiln_core::tms::TileCoord;
-use kiln_core::warp::{GridSpec, Resampling};
-use kiln_core::{DataType, GeoTransform, Raster, Samples};
-use kiln_engine::render::{encode_raster, OutputFormat, RenderOptions};
-use kiln_engine::{OpenSource, TileRequest};
+use kiln_engine::{
+    Area, Bound, ComputeOutput, ImageOutput, Layer, OutputFormat, Product, RangeSpec, RenderRequest,
+};
 use serde_json::{json, Value};
 
 use crate::datasets::Resolved;
 use crate::error::ApiError;
-use crate::params::{self, Bound, Query, RangeSpec, Target};
-use crate::tiles::Timings;
+use crate::params::{self, Query, Target};
 use crate::AppState;
 
 type Pairs = AxQuery<Vec<(String, String)>>;
@@ -31,8 +27,6 @@ type Pairs = AxQuery<Vec<(String, String)>>;
 const MAX_METADATA_BATCH: usize = 100;
 /// JPEG/WebP quality of image tiles unless `quality` says otherwise.
 const DEFAULT_QUALITY: u8 = 85;
-/// Zoom of the grid `/point` samples on (a few millimetres per pixel).
-const POINT_GRID_M: f64 = 0.001;
 
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
@@ -222,47 +216,6 @@ fn split_keys(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// A stretch range resolved against a band's statistics.
-fn resolve_range(
-    spec: RangeSpec,
-    stats: Option<&kiln_catalog::BandStats>,
-    param: &str,
-) -> Result<(f64, f64), ApiError> {
-    let end = |b: Bound, is_lo: bool| -> Result<f64, ApiError> {
-        match (b, stats) {
-            (Bound::Value(v), _) => Ok(v),
-            (Bound::Default, Some(s)) => Ok(if is_lo { s.min } else { s.max }),
-            (Bound::Percentile(p), Some(s)) => s
-                .percentiles
-                .get(usize::from(p) - 1)
-                .copied()
-                .ok_or_else(|| ApiError::bad_param(param, "the dataset has no percentiles")),
-            // No valid pixel anywhere: every tile is transparent, any range will do.
-            (Bound::Default, None) => Ok(if is_lo { 0.0 } else { 1.0 }),
-            (Bound::Percentile(_), None) => Err(ApiError::bad_param(
-                param,
-                "percentiles need statistics, and the dataset has no valid pixels",
-            )),
-        }
-    };
-    let (lo, hi) = (end(spec.lo, true)?, end(spec.hi, false)?);
-    if lo > hi {
-        return Err(ApiError::bad_param(
-            param,
-            format!("resolves to [{lo}, {hi}]: the lower end is above the upper end"),
-        ));
-    }
-    Ok((lo, hi))
-}
-
-fn content_type(format: OutputFormat) -> &'static str {
-    match format {
-        OutputFormat::Npy => "application/x-npy",
-        OutputFormat::GeoTiff => "image/tiff",
-        OutputFormat::Image(f) => f.mime_type(),
-    }
-}
-
 fn quality(q: &Query) -> Result<u8, ApiError> {
     match q.number::<u8>("quality")? {
         None => Ok(DEFAULT_QUALITY),
@@ -321,97 +274,6 @@ fn tile_response(
     resp
 }
 
-/// Where the pixels go: one tile, or a preview of the whole dataset.
-#[derive(Debug, Clone)]
-enum Area {
-    Tile(TileCoord, usize),
-    Grid(GridSpec),
-}
-
-impl Area {
-    fn canonical(&self) -> String {
-        match self {
-            Self::Tile(t, s) => format!("{}/{}/{}@{s}", t.z(), t.x(), t.y()),
-            Self::Grid(g) => format!("{:?}x{}x{}", g.transform.0, g.width, g.height),
-        }
-    }
-
-    fn transform(&self, app: &AppState) -> GeoTransform {
-        match self {
-            Self::Tile(t, s) => app
-                .engine()
-                .tile_matrix_set()
-                .tile_transform(*t, u32::try_from(*s).unwrap_or(256)),
-            Self::Grid(g) => g.transform,
-        }
-    }
-}
-
-/// Reads `bands` (1-based; `None` = all but alpha) of `source` over `area`.
-async fn read_area(
-    app: &AppState,
-    source: &Arc<OpenSource>,
-    area: &Area,
-    bands: Option<Vec<usize>>,
-    resampling: Resampling,
-) -> Result<Raster, ApiError> {
-    let engine = app.engine();
-    let sources = std::slice::from_ref(source);
-    Ok(match area {
-        Area::Tile(tile, size) => {
-            engine
-                .read_tile(
-                    sources,
-                    &TileRequest {
-                        tile: *tile,
-                        tile_size: *size,
-                        resampling,
-                        bands,
-                    },
-                )
-                .await?
-        }
-        Area::Grid(grid) => engine.read_grid(sources, grid, bands, resampling).await?,
-    })
-}
-
-/// The preview grid: the dataset's bounds in the tile CRS, fitted into `size` (default
-/// 256 px on the longer side), aspect kept.
-fn preview_area(app: &AppState, r: &Resolved, q: &Query) -> Result<Area, ApiError> {
-    let tms = app.engine().tile_matrix_set();
-    let b = &r.metadata.bounds_wgs84;
-    let clamp = |lat: f64| lat.clamp(-WEB_MERCATOR_MAX_LAT, WEB_MERCATOR_MAX_LAT);
-    let (x0, y0) = tms
-        .project_lonlat(b.west, clamp(b.north))
-        .ok_or_else(|| ApiError::internal("bounds do not project"))?;
-    let (x1, y1) = tms
-        .project_lonlat(b.east, clamp(b.south))
-        .ok_or_else(|| ApiError::internal("bounds do not project"))?;
-    let (w_m, h_m) = ((x1 - x0).abs().max(1e-6), (y0 - y1).abs().max(1e-6));
-    let (width, height) = match params::preview_size(q)? {
-        Some(s) => s,
-        None => {
-            let fit = |a: f64, b: f64| ((256.0 * a / b).round() as usize).max(1);
-            if w_m >= h_m {
-                (256, fit(h_m, w_m))
-            } else {
-                (fit(w_m, h_m), 256)
-            }
-        }
-    };
-    let transform = GeoTransform::north_up(
-        x0.min(x1),
-        y0.max(y1),
-        w_m / width as f64,
-        h_m / height as f64,
-    );
-    Ok(Area::Grid(GridSpec {
-        transform,
-        width,
-        height,
-    }))
-}
-
 /// The area and format a tile route asks for (`None` for TileJSON).
 fn area_of(
     app: &AppState,
@@ -420,55 +282,29 @@ fn area_of(
     q: &Query,
 ) -> Result<Option<(Area, OutputFormat)>, ApiError> {
     Ok(match target {
-        Target::Tile { tile, format } => Some((Area::Tile(*tile, params::tile_size(q)?), *format)),
-        Target::Preview { format } => Some((preview_area(app, first, q)?, *format)),
+        Target::Tile { tile, format } => Some((Area::tile(*tile, params::tile_size(q)?), *format)),
+        Target::Preview { format } => {
+            let grid = app
+                .engine()
+                .preview_grid(&first.metadata.bounds_wgs84, params::preview_size(q)?)?;
+            Some((Area::Grid(grid), *format))
+        }
         Target::TileJson => None,
     })
 }
 
-/// Renders (or fetches from the cache) and answers.
-#[allow(clippy::too_many_arguments)]
-async fn serve_render<F>(
+/// Renders `req` through the engine (or takes it from the tile cache) and answers.
+async fn serve_render(
     app: &AppState,
     headers: &HeaderMap,
     started: Instant,
-    cache_key: String,
-    format: OutputFormat,
-    render: F,
-) -> Result<Response, ApiError>
-where
-    F: std::future::Future<Output = Result<(Vec<u8>, Timings), ApiError>> + Send,
-{
-    let (tile, hit) = app
-        .tiles()
-        .get_or_render(cache_key, content_type(format), render)
-        .await?;
+    req: RenderRequest,
+) -> Result<Response, ApiError> {
+    let key = req.cache_key();
+    let engine = app.engine().clone();
+    let render = async move { engine.render(&req).await.map_err(ApiError::from) };
+    let (tile, hit) = app.tiles().get_or_render(key, render).await?;
     Ok(tile_response(app, headers, &tile, hit, started))
-}
-
-/// Reads a raster (`read`), then encodes it for `source`, timing both halves for
-/// `Server-Timing`.
-async fn read_then_encode<R>(
-    app: &AppState,
-    source: &Arc<OpenSource>,
-    area: &Area,
-    opts: &RenderOptions,
-    read: R,
-) -> Result<(Vec<u8>, Timings), ApiError>
-where
-    R: std::future::Future<Output = Result<Raster, ApiError>>,
-{
-    let t0 = Instant::now();
-    let raster = read.await?;
-    let t1 = Instant::now();
-    let bytes = encode_raster(app.engine(), source, raster, area.transform(app), opts).await?;
-    Ok((
-        bytes,
-        Timings {
-            read: t1 - t0,
-            encode: t1.elapsed(),
-        },
-    ))
 }
 
 pub async fn singleband(
@@ -483,7 +319,7 @@ pub async fn singleband(
     app.store().check_key_count(&keys)?;
     let band = params::band(&q, "band")?.unwrap_or(1);
     let stretch = params::range(&q, "stretch_range")?.unwrap_or(RangeSpec::DEFAULT);
-    let cmap = params::colormap(&q)?;
+    let colormap = params::colormap(&q)?;
     let resampling = params::resampling(&q)?;
     let quality = quality(&q)?;
     let r = app.store().resolve(&keys).await?;
@@ -497,65 +333,63 @@ pub async fn singleband(
             format!("band {band} does not exist: the dataset has {band_count} band(s)"),
         ));
     }
-    let (lo, hi) = resolve_range(stretch, r.band_stats(band), "stretch_range")?;
-    let key = format!(
-        "sb|{}|{}|b{band}|{lo},{hi}|{}|{resampling:?}|{format:?}|q{quality}",
-        r.identity(),
-        area.canonical(),
-        cmap.canonical
-    );
-    let opts = RenderOptions {
-        format,
-        stretch: vec![(lo, hi)],
-        colormap: cmap.name.clone(),
-        explicit_colormap: cmap.explicit.clone(),
-        quality,
+    let product = match format {
+        OutputFormat::Raw(f) => Product::Raw(f),
+        OutputFormat::Image(format) => Product::SingleBand {
+            stretch,
+            colormap,
+            image: ImageOutput { format, quality },
+        },
     };
-    let read = read_area(&app, &r.source, &area, Some(vec![band]), resampling);
-    let render = read_then_encode(&app, &r.source, &area, &opts, read);
-    serve_render(&app, &headers, started, key, format, render).await
+    let req = RenderRequest {
+        layers: vec![r.layer(vec![band])],
+        area,
+        resampling,
+        product,
+    };
+    serve_render(&app, &headers, started, req).await
 }
 
-/// The datasets and bands an RGB or compute route reads: with one key value fewer than the
-/// catalog has, the named parameters give the last key's value (Terracotta); with all key
-/// values, they give band numbers of that one dataset (Kiln's multi-band extension).
-async fn channel_sources(
+/// The layers an RGB or compute route reads, one per named parameter: with one key value
+/// fewer than the catalog has, the named parameters give the last key's value (Terracotta);
+/// with all key values, they give band numbers of that one dataset (Kiln's multi-band
+/// extension). Also returns the first dataset (for TileJSON and previews).
+async fn channel_layers(
     app: &AppState,
     keys: &[String],
     names: &[&str],
     q: &Query,
     default_bands: &[usize],
-) -> Result<Vec<(Arc<Resolved>, usize)>, ApiError> {
+) -> Result<(Vec<Layer>, Arc<Resolved>), ApiError> {
     let n = app.store().key_names().len();
+    let mut layers = Vec::with_capacity(names.len());
+    let mut first = None;
     if keys.len() + 1 == n {
-        let mut out = Vec::with_capacity(names.len());
         for name in names {
             let value = q.required(name)?;
             let mut full = keys.to_vec();
             full.push(value.to_string());
-            out.push((app.store().resolve(&full).await?, 1));
+            let r = app.store().resolve(&full).await?;
+            layers.push(r.layer(vec![1]));
+            first.get_or_insert(r);
         }
-        Ok(out)
     } else if keys.len() == n {
         let r = app.store().resolve(keys).await?;
         let count = r.metadata.band_count as usize;
-        names
-            .iter()
-            .zip(default_bands)
-            .map(|(name, &default)| {
-                let b = params::band(q, name)?.unwrap_or(default);
-                if b > count {
-                    return Err(ApiError::bad_param(
-                        name,
-                        format!("band {b} does not exist: the dataset has {count} band(s)"),
-                    ));
-                }
-                Ok((r.clone(), b))
-            })
-            .collect()
+        for (name, &default) in names.iter().zip(default_bands) {
+            let b = params::band(q, name)?.unwrap_or(default);
+            if b > count {
+                return Err(ApiError::bad_param(
+                    name,
+                    format!("band {b} does not exist: the dataset has {count} band(s)"),
+                ));
+            }
+            layers.push(r.layer(vec![b]));
+        }
+        first = Some(r);
     } else {
         let names = app.store().key_names();
-        Err(ApiError::bad_param(
+        return Err(ApiError::bad_param(
             "keys",
             format!(
                 "got {} key values, give {} ({}) for bands of one dataset or {} to pick \
@@ -565,86 +399,10 @@ async fn channel_sources(
                 names.join("/"),
                 n.saturating_sub(1)
             ),
-        ))
+        ));
     }
-}
-
-/// Reads every channel over `area`; channels of one dataset are read in one pass.
-async fn read_channels(
-    app: &AppState,
-    channels: &[(Arc<Resolved>, usize)],
-    area: &Area,
-    resampling: Resampling,
-) -> Result<Vec<Raster>, ApiError> {
-    let same = channels.windows(2).all(|w| Arc::ptr_eq(&w[0].0, &w[1].0));
-    if same {
-        if let Some((r, _)) = channels.first() {
-            let bands: Vec<usize> = channels.iter().map(|(_, b)| *b).collect();
-            let raster = read_area(app, &r.source, area, Some(bands), resampling).await?;
-            return Ok(vec![raster]);
-        }
-    }
-    let reads = channels
-        .iter()
-        .map(|(r, b)| read_area(app, &r.source, area, Some(vec![*b]), resampling));
-    futures_util::future::try_join_all(reads).await
-}
-
-/// Stacks single- or multi-band rasters into one, band after band; the mask is valid where
-/// every input is valid (a pixel missing in one channel is transparent).
-fn stack(rasters: Vec<Raster>) -> Result<Raster, ApiError> {
-    let Some(first) = rasters.first() else {
-        return Err(ApiError::internal("nothing to stack"));
-    };
-    if rasters.len() == 1 {
-        return rasters
-            .into_iter()
-            .next()
-            .ok_or_else(|| ApiError::internal("nothing to stack"));
-    }
-    let (w, h) = (first.width, first.height);
-    let dtype = first.dtype();
-    let mut mask = vec![255u8; w * h];
-    let mut bands = 0;
-    for r in &rasters {
-        if (r.width, r.height) != (w, h) {
-            return Err(ApiError::internal("channels differ in size"));
-        }
-        for (m, &v) in mask.iter_mut().zip(&r.mask) {
-            *m = (*m).min(v);
-        }
-        bands += r.bands;
-    }
-    macro_rules! concat_as {
-        ($($var:ident),*) => {
-            match dtype {
-                $(DataType::$var if rasters.iter().all(|r| r.dtype() == dtype) => {
-                    let mut out = Vec::with_capacity(w * h * bands);
-                    for r in &rasters {
-                        if let Samples::$var(v) = &r.samples {
-                            out.extend_from_slice(v);
-                        }
-                    }
-                    Samples::$var(out)
-                })*
-                _ => {
-                    let mut out = Vec::with_capacity(w * h * bands);
-                    for r in &rasters {
-                        out.extend((0..r.samples.len()).map(|i| r.samples.get_f64(i)));
-                    }
-                    Samples::F64(out)
-                }
-            }
-        };
-    }
-    let samples = concat_as!(U8, I8, U16, I16, U32, I32, F32, F64);
-    Ok(Raster {
-        width: w,
-        height: h,
-        bands,
-        samples,
-        mask,
-    })
+    let first = first.ok_or_else(|| ApiError::bad_param("keys", "no channel to read"))?;
+    Ok((layers, first))
 }
 
 pub async fn rgb(
@@ -656,47 +414,31 @@ pub async fn rgb(
     let started = Instant::now();
     let q = Query(pairs);
     let (keys, target) = params::split_tile_path(&rest)?;
-    let ranges = [
+    let stretch = [
         params::range(&q, "r_range")?.unwrap_or(RangeSpec::DEFAULT),
         params::range(&q, "g_range")?.unwrap_or(RangeSpec::DEFAULT),
         params::range(&q, "b_range")?.unwrap_or(RangeSpec::DEFAULT),
     ];
     let resampling = params::resampling(&q)?;
     let quality = quality(&q)?;
-    let channels = channel_sources(&app, &keys, &["r", "g", "b"], &q, &[1, 2, 3]).await?;
-    let Some((first, _)) = channels.first().cloned() else {
-        return Err(ApiError::internal("no channels"));
-    };
+    let (layers, first) = channel_layers(&app, &keys, &["r", "g", "b"], &q, &[1, 2, 3]).await?;
     let Some((area, format)) = area_of(&app, &target, &first, &q)? else {
         return tilejson(&app, &headers, "rgb", &keys, &q, &first);
     };
-    let mut stretch = Vec::with_capacity(3);
-    for ((spec, (r, b)), name) in ranges
-        .iter()
-        .zip(&channels)
-        .zip(["r_range", "g_range", "b_range"])
-    {
-        stretch.push(resolve_range(*spec, r.band_stats(*b), name)?);
-    }
-    let ids: Vec<String> = channels
-        .iter()
-        .map(|(r, b)| format!("{}#{b}", r.identity()))
-        .collect();
-    let key = format!(
-        "rgb|{}|{}|{stretch:?}|{resampling:?}|{format:?}|q{quality}",
-        ids.join("+"),
-        area.canonical()
-    );
-    let opts = RenderOptions {
-        format,
-        stretch,
-        colormap: None,
-        explicit_colormap: None,
-        quality,
+    let product = match format {
+        OutputFormat::Raw(f) => Product::Raw(f),
+        OutputFormat::Image(format) => Product::Rgb {
+            stretch,
+            image: ImageOutput { format, quality },
+        },
     };
-    let read = async { stack(read_channels(&app, &channels, &area, resampling).await?) };
-    let render = read_then_encode(&app, &first.source, &area, &opts, read);
-    serve_render(&app, &headers, started, key, format, render).await
+    let req = RenderRequest {
+        layers,
+        area,
+        resampling,
+        product,
+    };
+    serve_render(&app, &headers, started, req).await
 }
 
 pub async fn compute(
@@ -711,14 +453,8 @@ pub async fn compute(
     let text = q.required("expression")?;
     let expr =
         Expression::parse(text).map_err(|e| ApiError::bad_param("expression", e.to_string()))?;
-    let vars: Vec<usize> = expr.variables().to_vec();
-    let names: Vec<String> = vars.iter().map(|v| format!("v{v}")).collect();
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let cmap = params::colormap(&q)?;
-    let resampling = params::resampling(&q)?;
-    let quality = quality(&q)?;
-    let channels = channel_sources(&app, &keys, &name_refs, &q, &vars).await?;
-    let Some((first, _)) = channels.first().cloned() else {
+    let variables: Vec<usize> = expr.variables().to_vec();
+    if variables.is_empty() {
         return Err(ApiError::bad_param(
             "expression",
             format!(
@@ -726,105 +462,53 @@ pub async fn compute(
                 kiln_core::expr::MAX_VARIABLES
             ),
         ));
-    };
+    }
+    let names: Vec<String> = variables.iter().map(|v| format!("v{v}")).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let colormap = params::colormap(&q)?;
+    let resampling = params::resampling(&q)?;
+    let quality = quality(&q)?;
+    let (layers, first) = channel_layers(&app, &keys, &name_refs, &q, &variables).await?;
     let Some((area, format)) = area_of(&app, &target, &first, &q)? else {
         return tilejson(&app, &headers, "compute", &keys, &q, &first);
     };
-    // Raw values (.npy) need no display parameters: a stretch, when given, is checked but
-    // plays no part (nor in the cache key).
+    // Raw values need no display parameters: a stretch, when given, is checked but plays no
+    // part (nor in the cache key).
     let spec = params::range(&q, "stretch_range")?;
-    let (lo, hi) = match (spec, format) {
-        (_, OutputFormat::Npy) => (0.0, 0.0),
-        (None, _) => {
+    let output = match (format, spec) {
+        (OutputFormat::Raw(f), _) => ComputeOutput::Raw(f),
+        (OutputFormat::Image(_), None) => {
             return Err(ApiError::bad_param(
                 "stretch_range",
                 "missing (required for compute images; .npy tiles need none)",
             ))
         }
-        (Some(spec), _) => {
-            let (Bound::Value(lo), Bound::Value(hi)) = (spec.lo, spec.hi) else {
+        (OutputFormat::Image(format), Some(stretch)) => {
+            let (Bound::Value(_), Bound::Value(_)) = (stretch.lo, stretch.hi) else {
                 return Err(ApiError::bad_param(
                     "stretch_range",
                     "compute needs two numbers (the result has no statistics for percentiles \
                      or null)",
                 ));
             };
-            (lo, hi)
+            ComputeOutput::Image {
+                stretch,
+                colormap,
+                image: ImageOutput { format, quality },
+            }
         }
     };
-    if format == OutputFormat::GeoTiff {
-        return Err(ApiError::bad_param(
-            "format",
-            "compute tiles are .png, .jpg, .webp or .npy",
-        ));
-    }
-    let ids: Vec<String> = channels
-        .iter()
-        .map(|(r, b)| format!("{}#{b}", r.identity()))
-        .collect();
-    let key = format!(
-        "cmp|{}|{}|{text}|{lo},{hi}|{}|{resampling:?}|{format:?}|q{quality}",
-        ids.join("+"),
-        area.canonical(),
-        cmap.canonical
-    );
-    let opts = RenderOptions {
-        format,
-        stretch: vec![(lo, hi)],
-        colormap: cmap.name.clone(),
-        explicit_colormap: cmap.explicit.clone(),
-        quality,
+    let req = RenderRequest {
+        layers,
+        area,
+        resampling,
+        product: Product::Compute {
+            expression: text.to_string(),
+            variables,
+            output,
+        },
     };
-    // The expression is evaluated on the CPU pool as part of the read.
-    let read = async {
-        let raster = stack(read_channels(&app, &channels, &area, resampling).await?)?;
-        let (w, h) = (raster.width, raster.height);
-        let result = app
-            .engine()
-            .pool()
-            .run(move || evaluate(&expr, &raster))
-            .await??;
-        let mask: Vec<u8> = result
-            .iter()
-            .map(|v| if v.is_finite() { 255 } else { 0 })
-            .collect();
-        Ok::<_, ApiError>(Raster {
-            width: w,
-            height: h,
-            bands: 1,
-            samples: Samples::F64(result),
-            mask,
-        })
-    };
-    let render = read_then_encode(&app, &first.source, &area, &opts, read);
-    serve_render(&app, &headers, started, key, format, render).await
-}
-
-/// Evaluates `expr` with band `i` of `raster` as variable `i+1`'s values (masked → NaN).
-fn evaluate(expr: &Expression, raster: &Raster) -> Result<Vec<f64>, ApiError> {
-    let n = raster.pixel_count();
-    let planes: Vec<Vec<f64>> = (0..raster.bands)
-        .map(|b| {
-            (0..n)
-                .map(|i| {
-                    if raster.mask[i] == 0 {
-                        f64::NAN
-                    } else {
-                        raster.samples.get_f64(b * n + i)
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    // Variables are numbered by the channels read, which follow `expr.variables()`.
-    let max_var = expr.variables().iter().copied().max().unwrap_or(0);
-    let empty: Vec<f64> = vec![f64::NAN; n];
-    let mut inputs: Vec<&[f64]> = vec![&empty; max_var];
-    for (plane, &v) in planes.iter().zip(expr.variables()) {
-        inputs[v - 1] = plane;
-    }
-    expr.evaluate(&inputs)
-        .map_err(|e| ApiError::bad_param("expression", e.to_string()))
+    serve_render(&app, &headers, started, req).await
 }
 
 pub async fn colormap(AxQuery(pairs): Pairs) -> Result<Json<Value>, ApiError> {
@@ -873,55 +557,16 @@ pub async fn point(
     let lat = q
         .number::<f64>("lat")?
         .ok_or_else(|| ApiError::bad_param("lat", "missing (required)"))?;
-    if !(-180.0..=180.0).contains(&lon) {
-        return Err(ApiError::bad_param(
-            "lon",
-            format!("{lon} is not in -180 ... 180"),
-        ));
-    }
-    if !(-WEB_MERCATOR_MAX_LAT..=WEB_MERCATOR_MAX_LAT).contains(&lat) {
-        return Err(ApiError::bad_param(
-            "lat",
-            format!("{lat} is outside the Web Mercator range -85.05 ... 85.05"),
-        ));
-    }
+    kiln_engine::render::check_lonlat(lon, lat)?;
     let r = app.store().resolve(&keys).await?;
-    let (x, y) = app
+    let values: Vec<Value> = match app
         .engine()
-        .tile_matrix_set()
-        .project_lonlat(lon, lat)
-        .ok_or_else(|| ApiError::bad_param("lat", "does not project"))?;
-    // A one-pixel grid a millimetre wide around the point: the engine's nearest sampling picks
-    // the source pixel that contains it, through the same path tiles take.
-    let grid = GridSpec {
-        transform: GeoTransform::north_up(
-            x - POINT_GRID_M / 2.0,
-            y + POINT_GRID_M / 2.0,
-            POINT_GRID_M,
-            POINT_GRID_M,
-        ),
-        width: 1,
-        height: 1,
+        .sample_point(std::slice::from_ref(&r.source), lon, lat)
+        .await?
+    {
+        Some(v) => v.into_iter().map(|x| json!(x)).collect(),
+        None => vec![Value::Null; r.source.default_bands().len()],
     };
-    let raster = app
-        .engine()
-        .read_grid(
-            std::slice::from_ref(&r.source),
-            &grid,
-            None,
-            Resampling::Nearest,
-        )
-        .await?;
-    let valid = raster.mask.first().is_some_and(|&m| m != 0);
-    let values: Vec<Value> = (0..raster.bands)
-        .map(|b| {
-            if valid {
-                json!(raster.samples.get_f64(b))
-            } else {
-                Value::Null
-            }
-        })
-        .collect();
     Ok(Json(json!({
         "keys": keys_object(&app.store().key_names(), &r.keys),
         "lon": lon,

@@ -5,7 +5,7 @@
 use kiln_core::product::ExplicitColormap;
 use kiln_core::tms::TileCoord;
 use kiln_core::warp::Resampling;
-use kiln_engine::render::OutputFormat;
+use kiln_engine::{Bound, ColormapChoice, OutputFormat, RangeSpec};
 
 use crate::error::ApiError;
 
@@ -55,29 +55,6 @@ impl Query {
                 .map_err(|_| ApiError::bad_param(name, format!("'{v}' is not a valid number"))),
         }
     }
-}
-
-/// One end of a stretch range: a value, a percentile of the dataset (`p2`), or the dataset's
-/// own minimum / maximum (`null`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Bound {
-    Value(f64),
-    Percentile(u8),
-    Default,
-}
-
-/// A stretch range as asked: `[lo, hi]` where each end is a number, `"pNN"` or `null`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RangeSpec {
-    pub lo: Bound,
-    pub hi: Bound,
-}
-
-impl RangeSpec {
-    pub const DEFAULT: Self = Self {
-        lo: Bound::Default,
-        hi: Bound::Default,
-    };
 }
 
 /// Parses `[lo,hi]` (JSON or the unquoted form `[p2,p98]`).
@@ -137,10 +114,10 @@ pub fn range(q: &Query, name: &str) -> Result<Option<RangeSpec>, ApiError> {
 }
 
 /// `tile_size=[256,256]` (Terracotta) or `tile_size=256`; tiles are square, 256 or 512.
-pub fn tile_size(q: &Query) -> Result<usize, ApiError> {
+pub fn tile_size(q: &Query) -> Result<u32, ApiError> {
     match size_pair(q, "tile_size")? {
         None => Ok(256),
-        Some((w, h)) if w == h && (w == 256 || w == 512) => Ok(w),
+        Some((w, h)) if w == h && (w == 256 || w == 512) => Ok(if w == 256 { 256 } else { 512 }),
         Some((w, h)) => Err(ApiError::bad_param(
             "tile_size",
             format!("[{w},{h}] is not supported: use [256,256] or [512,512]"),
@@ -205,15 +182,7 @@ pub fn resampling(q: &Query) -> Result<Resampling, ApiError> {
 }
 
 /// A colormap request: a name, or `explicit` with `explicit_color_map`.
-#[derive(Debug, Clone, Default)]
-pub struct ColormapSpec {
-    pub name: Option<String>,
-    pub explicit: Option<ExplicitColormap>,
-    /// Canonical text for cache keys.
-    pub canonical: String,
-}
-
-pub fn colormap(q: &Query) -> Result<ColormapSpec, ApiError> {
+pub fn colormap(q: &Query) -> Result<ColormapChoice, ApiError> {
     let name = q.text("colormap")?;
     let explicit_text = q.text("explicit_color_map")?;
     match (name, explicit_text) {
@@ -221,11 +190,7 @@ pub fn colormap(q: &Query) -> Result<ColormapSpec, ApiError> {
             let explicit: ExplicitColormap = serde_json::from_str(text).map_err(|e| {
                 ApiError::bad_param("explicit_color_map", format!("not a valid colour map: {e}"))
             })?;
-            Ok(ColormapSpec {
-                name: None,
-                canonical: format!("explicit:{text}"),
-                explicit: Some(explicit),
-            })
+            Ok(ColormapChoice::Explicit(explicit))
         }
         (Some("explicit"), None) => Err(ApiError::bad_param(
             "explicit_color_map",
@@ -245,13 +210,9 @@ pub fn colormap(q: &Query) -> Result<ColormapSpec, ApiError> {
                     ),
                 )
             })?;
-            Ok(ColormapSpec {
-                name: Some(n.to_string()),
-                explicit: None,
-                canonical: n.to_string(),
-            })
+            Ok(ColormapChoice::Named(n.to_string()))
         }
-        (None, None) => Ok(ColormapSpec::default()),
+        (None, None) => Ok(ColormapChoice::Default),
     }
 }
 
@@ -401,11 +362,8 @@ mod tests {
     #[test]
     fn colormaps_are_named_or_explicit() {
         assert_eq!(
-            colormap(&q(&[("colormap", "viridis")]))
-                .unwrap()
-                .name
-                .as_deref(),
-            Some("viridis")
+            colormap(&q(&[("colormap", "viridis")])).unwrap(),
+            ColormapChoice::Named("viridis".into())
         );
         let e = colormap(&q(&[("colormap", "nope")])).unwrap_err();
         assert!(e.message().contains("viridis"));
@@ -417,7 +375,7 @@ mod tests {
             ),
         ]))
         .unwrap();
-        assert_eq!(c.explicit.map(|e| e.entries().len()), Some(2));
+        assert!(matches!(c, ColormapChoice::Explicit(e) if e.entries().len() == 2));
         assert!(colormap(&q(&[("colormap", "explicit")])).is_err());
         assert!(colormap(&q(&[("explicit_color_map", "{}")])).is_err());
     }

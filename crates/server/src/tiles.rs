@@ -16,6 +16,8 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
+use kiln_engine::{RenderKey, RenderOutput};
+
 use crate::error::ApiError;
 
 /// One encoded tile as cached and served.
@@ -28,13 +30,6 @@ pub struct RenderedTile {
     pub timing: Arc<str>,
 }
 
-/// Stage durations a render reports.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Timings {
-    pub read: Duration,
-    pub encode: Duration,
-}
-
 #[derive(Debug, Default)]
 pub struct Counters {
     pub hits: AtomicU64,
@@ -44,7 +39,7 @@ pub struct Counters {
 
 #[derive(Debug)]
 pub struct TileService {
-    cache: moka::future::Cache<String, RenderedTile>,
+    cache: moka::future::Cache<RenderKey, RenderedTile>,
     queue: Arc<Semaphore>,
     running: Arc<Semaphore>,
     timeout: Duration,
@@ -56,10 +51,14 @@ impl TileService {
         Self {
             cache: moka::future::Cache::builder()
                 // What an entry keeps: the tile's bytes (shrunk to fit before insertion, so
-                // length is allocation), the key's allocation, the ETag and moka's entry.
-                .weigher(|k: &String, t: &RenderedTile| {
-                    u32::try_from(t.bytes.len() + k.capacity() + t.etag.len() + 256)
-                        .unwrap_or(u32::MAX)
+                // length is allocation), the key, the ETag, the timing text and moka's entry.
+                .weigher(|_k: &RenderKey, t: &RenderedTile| {
+                    let kept = t.bytes.len()
+                        + std::mem::size_of::<RenderKey>()
+                        + t.etag.len()
+                        + t.timing.len()
+                        + 256;
+                    u32::try_from(kept).unwrap_or(u32::MAX)
                 })
                 .max_capacity(cache_bytes)
                 .build(),
@@ -74,12 +73,11 @@ impl TileService {
     /// ask for `key` at the same time). Returns whether it came from the cache.
     pub async fn get_or_render<F>(
         &self,
-        key: String,
-        content_type: &'static str,
+        key: RenderKey,
         render: F,
     ) -> Result<(RenderedTile, bool), ApiError>
     where
-        F: Future<Output = Result<(Vec<u8>, Timings), ApiError>> + Send,
+        F: Future<Output = Result<RenderOutput, ApiError>> + Send,
     {
         if let Some(hit) = self.cache.get(&key).await {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
@@ -101,28 +99,28 @@ impl TileService {
                     .await
                     .map_err(|_| ApiError::internal("tile service closed"))?;
                 let waited = arrived.elapsed();
-                let (bytes, t) = render.await?;
-                Ok::<_, ApiError>((bytes, t, waited))
+                let out = render.await?;
+                Ok::<_, ApiError>((out, waited))
             };
-            let (bytes, t, waited) =
-                tokio::time::timeout(timeout, work).await.map_err(|_| {
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!(
-                            "the tile took longer than {} s to render",
-                            timeout.as_secs_f64()
-                        ),
-                    )
-                })??;
+            let (out, waited) = tokio::time::timeout(timeout, work).await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the tile took longer than {} s to render",
+                        timeout.as_secs_f64()
+                    ),
+                )
+            })??;
             counters.renders.fetch_add(1, Ordering::Relaxed);
             let total = arrived.elapsed();
             let timing = format!(
                 "queue;dur={:.2}, read;dur={:.2}, encode;dur={:.2}, total;dur={:.2}",
                 ms(waited),
-                ms(t.read),
-                ms(t.encode),
+                ms(out.timings.read),
+                ms(out.timings.encode),
                 ms(total)
             );
+            let (bytes, content_type) = (out.bytes, out.content_type);
             Ok(RenderedTile {
                 etag: etag_of(&bytes).into(),
                 // Encoders reserve generously; a cached tile must not keep that slack (an
@@ -163,6 +161,22 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
+    use kiln_engine::Timings;
+
+    fn key(name: &str) -> RenderKey {
+        let mut k = [0u8; 16];
+        k[..name.len()].copy_from_slice(name.as_bytes());
+        RenderKey(k)
+    }
+
+    fn out(bytes: Vec<u8>) -> RenderOutput {
+        RenderOutput {
+            bytes,
+            content_type: "image/png",
+            timings: Timings::default(),
+        }
+    }
+
     fn service(queue: usize) -> TileService {
         TileService::new(1 << 20, queue, 1, Duration::from_secs(5))
     }
@@ -175,10 +189,10 @@ mod tests {
         for _ in 0..8 {
             let (svc, calls) = (svc.clone(), calls.clone());
             tasks.push(tokio::spawn(async move {
-                svc.get_or_render("k".into(), "image/png", async move {
+                svc.get_or_render(key("k"), async move {
                     calls.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    Ok((vec![1, 2, 3], Timings::default()))
+                    Ok(out(vec![1, 2, 3]))
                 })
                 .await
                 .map(|(t, _)| t.bytes)
@@ -189,9 +203,7 @@ mod tests {
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let (_, hit) = svc
-            .get_or_render("k".into(), "image/png", async {
-                Err(ApiError::internal("must not run"))
-            })
+            .get_or_render(key("k"), async { Err(ApiError::internal("must not run")) })
             .await
             .unwrap();
         assert!(hit);
@@ -203,9 +215,9 @@ mod tests {
         let slow = {
             let svc = svc.clone();
             tokio::spawn(async move {
-                svc.get_or_render("a".into(), "image/png", async {
+                svc.get_or_render(key("a"), async {
                     tokio::time::sleep(Duration::from_millis(300)).await;
-                    Ok((vec![0], Timings::default()))
+                    Ok(out(vec![0]))
                 })
                 .await
                 .is_ok()
@@ -213,9 +225,7 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         let refused = svc
-            .get_or_render("b".into(), "image/png", async {
-                Ok((vec![1], Timings::default()))
-            })
+            .get_or_render(key("b"), async { Ok(out(vec![1])) })
             .await
             .unwrap_err();
         assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -223,9 +233,7 @@ mod tests {
         assert_eq!(svc.counters.rejected.load(Ordering::SeqCst), 1);
         // Errors are not cached: once the queue drains, "b" renders.
         assert!(svc
-            .get_or_render("b".into(), "image/png", async {
-                Ok((vec![1], Timings::default()))
-            })
+            .get_or_render(key("b"), async { Ok(out(vec![1])) })
             .await
             .is_ok());
     }
