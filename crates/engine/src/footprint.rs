@@ -78,6 +78,7 @@ pub async fn compute_footprint(
     let &(lw, lh) = sizes.get(level).ok_or_else(|| EngineError::BadSource {
         uri: source.uri().to_string(),
         reason: "no image".into(),
+        cause: None,
     })?;
     let step = lw.max(lh).div_ceil(max_side).max(1);
     let (gw, gh) = (lw.div_ceil(step), lh.div_ceil(step));

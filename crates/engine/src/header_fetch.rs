@@ -98,6 +98,7 @@ async fn fetch_parsed<T>(
                     return Err(EngineError::Unsupported {
                         uri,
                         reason: format!("header larger than {MAX_HEADER_BYTES} bytes"),
+                        cause: None,
                     });
                 }
                 let want = len.max(MIN_READ).min(size.saturating_sub(offset));
@@ -110,5 +111,6 @@ async fn fetch_parsed<T>(
     Err(EngineError::BadSource {
         uri,
         reason: format!("header needs more than {MAX_ROUNDS} reads"),
+        cause: None,
     })
 }

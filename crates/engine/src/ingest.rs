@@ -46,6 +46,7 @@ pub async fn dataset_metadata(
         wgs84_bounds(&bounds, src.crs()).ok_or_else(|| EngineError::Unsupported {
             uri: uri.clone(),
             reason: "the bounds cannot be transformed to WGS 84".into(),
+            cause: None,
         })?;
     // Both scans share the CPU pool; running them together overlaps the footprint's small
     // overview read with the statistics' full-resolution scan.
@@ -68,6 +69,7 @@ pub async fn dataset_metadata(
                 "band {band} has no valid sample (all NaN or masked) while other bands have; \
                  per-band statistics of nothing cannot be stored"
             ),
+            cause: None,
         });
     } else {
         let bands = stats

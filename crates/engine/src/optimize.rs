@@ -605,6 +605,7 @@ fn mercator_grid(src: &OpenSource) -> Result<GridSpec, EngineError> {
         || EngineError::Unsupported {
             uri: uri.to_string(),
             reason: "its bounds cannot be transformed to WGS 84".into(),
+            cause: None,
         },
     )?;
     let mut xs = [b.west, b.east];
@@ -623,6 +624,7 @@ fn mercator_grid(src: &OpenSource) -> Result<GridSpec, EngineError> {
         return Err(EngineError::Unsupported {
             uri: uri.to_string(),
             reason: "it does not cover any of the Web Mercator square".into(),
+            cause: None,
         });
     }
     let (gw, gh) = (

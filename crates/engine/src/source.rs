@@ -73,6 +73,7 @@ impl OpenSource {
             .ok_or_else(|| EngineError::BadSource {
                 uri: self.uri().to_string(),
                 reason: "no image".into(),
+                cause: None,
             })
     }
 
@@ -219,6 +220,7 @@ impl Engine {
             EngineError::BadSource {
                 uri: src.identity().uri.clone(),
                 reason: "no image".into(),
+                cause: None,
             }
         })
     }
@@ -234,7 +236,7 @@ impl Engine {
                 build_open_source(&inner, source, header)
             })
             .await
-            .map_err(|e: Arc<EngineError>| clone_error(&e))
+            .map_err(|e: Arc<EngineError>| (*e).clone())
     }
 
     /// Opens a byte source from a header parsed earlier (stored in a catalog), reading no
@@ -254,7 +256,7 @@ impl Engine {
                 build_open_source(&inner, source, header)
             })
             .await
-            .map_err(|e: Arc<EngineError>| clone_error(&e))
+            .map_err(|e: Arc<EngineError>| (*e).clone())
     }
 
     /// Reads a tile of raw values: the first source that has data for a pixel wins
@@ -496,15 +498,18 @@ fn build_open_source(
         .ok_or_else(|| EngineError::Unsupported {
             uri: uri.clone(),
             reason: "no georeferencing (no geotransform or tie points)".into(),
+            cause: None,
         })?;
     let crs = georef.crs.clone().ok_or_else(|| EngineError::Unsupported {
         uri: uri.clone(),
         reason: "no coordinate reference system (no GeoKeys)".into(),
+        cause: None,
     })?;
     let Some(full) = header.images.first() else {
         return Err(EngineError::BadSource {
             uri,
             reason: "no image".into(),
+            cause: None,
         });
     };
     let crs = resolve_datum_shift(crs, &georef.transform, full.width, full.height);
@@ -619,6 +624,7 @@ fn composite(mut acc: Raster, next: &Raster, uri: &str) -> Result<Raster, Engine
                 acc.bands,
                 acc.dtype().name()
             ),
+            cause: None,
         });
     }
     let plane = acc.pixel_count();
@@ -641,32 +647,4 @@ fn composite(mut acc: Raster, next: &Raster, uri: &str) -> Result<Raster, Engine
         acc.mask[i] = 255;
     }
     Ok(acc)
-}
-
-fn clone_error(e: &EngineError) -> EngineError {
-    match e {
-        EngineError::NotFound { uri } => EngineError::NotFound { uri: uri.clone() },
-        EngineError::BadRequest { what, reason } => EngineError::BadRequest {
-            what: what.clone(),
-            reason: reason.clone(),
-        },
-        EngineError::Unsupported { uri, reason } => EngineError::Unsupported {
-            uri: uri.clone(),
-            reason: reason.clone(),
-        },
-        EngineError::BadSource { uri, reason } => EngineError::BadSource {
-            uri: uri.clone(),
-            reason: reason.clone(),
-        },
-        EngineError::Upstream { uri, reason } => EngineError::Upstream {
-            uri: uri.clone(),
-            reason: reason.clone(),
-        },
-        EngineError::TooLarge { reason } => EngineError::TooLarge {
-            reason: reason.clone(),
-        },
-        EngineError::Internal { reason } => EngineError::Internal {
-            reason: reason.clone(),
-        },
-    }
 }

@@ -92,6 +92,7 @@ pub async fn compute_statistics(
         .ok_or_else(|| EngineError::BadSource {
             uri: source.uri().to_string(),
             reason: "no image".into(),
+            cause: None,
         })?;
     let (width, height) = (ifd.width as usize, ifd.height as usize);
     let bands = source.default_bands();

@@ -127,6 +127,7 @@ impl std::fmt::Display for ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
+        let detail = with_causes(&e);
         match e {
             EngineError::BadRequest { what, reason } => Self::bad_param(&what, reason),
             EngineError::TooLarge { reason } => Self::new(
@@ -138,9 +139,9 @@ impl From<EngineError> for ApiError {
             EngineError::Unsupported { ref reason, .. } => Self::server_side(
                 StatusCode::NOT_IMPLEMENTED,
                 format!("the dataset's source uses something Kiln does not support: {reason}"),
-                &e,
+                &detail,
             ),
-            EngineError::Internal { .. } => Self::internal(&e),
+            EngineError::Internal { .. } => Self::internal(&detail),
             // A dataset in the catalog whose file is gone, cut or corrupt: the upstream (the
             // file) is at fault, not the request.
             EngineError::NotFound { .. }
@@ -148,10 +149,25 @@ impl From<EngineError> for ApiError {
             | EngineError::Upstream { .. } => Self::server_side(
                 StatusCode::BAD_GATEWAY,
                 "the dataset's source cannot be read",
-                &e,
+                &detail,
             ),
         }
     }
+}
+
+/// An error and the causes behind it whose text it does not already carry, for the log.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": caused by: ");
+            text.push_str(&c);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 impl From<CatalogError> for ApiError {
