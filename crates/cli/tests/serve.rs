@@ -3,7 +3,7 @@
 //! three Landsat 8 224077 bands as an RGB triple, a 6-band Landsat 7 file, and one dataset
 //! whose file is removed after ingest).
 //!
-//! Every endpoint is checked through a minimal HTTP/1.1 client: status codes, JSON bodies
+//! Every endpoint is checked through hyper's HTTP client (`common::http`): status codes, JSON bodies
 //! against `../shared/data/catalog.json`, error messages naming the parameter, HTTP caching
 //! and CORS headers, and pixels: `.npy` tiles byte-identical to `kiln tile` and equal to the
 //! rio-tiler references where those exist, PNG tiles equal to Terracotta's stretch and the
@@ -11,697 +11,25 @@
 //! and saturation (503), serving files by pattern (`-r`), and configuration resolution.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "common/npy.rs"]
-mod npy;
+mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use npy::{parse_npy, NpyArray};
+use axum::http::Method;
+use common::fixture::{
+    catalog_entry, cli_tile, data, datasets, f64s, fixture, have_references, kiln, kiln_cmd,
+    ref_dir, reference, stderr, temp_file, ETOPO, LUX, MS,
+};
+use common::http::{url, Api, Server};
+use common::npy::{parse_npy, NpyArray};
+use common::pixels::{
+    check_hull, check_singleband_png, colormap_table, decode_png, png_rgba, to_byte, to_index,
+    valid_count,
+};
 use serde_json::{json, Value};
-
-// ---------------------------------------------------------------------------------------------
-// Fixture: a directory of links, ingested once per test binary.
-// ---------------------------------------------------------------------------------------------
-
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(name)
-}
-
-const LUX: &str = "dem_srtm30s_luxembourg_i16_lzw.tif";
-const ETOPO: &str = "global_etopo5_i16_cog.tif";
-const MS: &str = "img_l7_olinda_utm25s_6band_u8.tif";
-
-fn l8(band: u8) -> String {
-    format!("img_l8_224077_utm21n_b{band}_u16.tif")
-}
-
-/// The datasets of the test catalog: (name, band) key values → shared data file.
-fn datasets() -> Vec<(&'static str, &'static str, String)> {
-    vec![
-        ("lux", "1", LUX.to_string()),
-        ("etopo", "1", ETOPO.to_string()),
-        ("l8", "b2", l8(2)),
-        ("l8", "b3", l8(3)),
-        ("l8", "b4", l8(4)),
-        ("ms", "all", MS.to_string()),
-    ]
-}
-
-struct Fixture {
-    dir: PathBuf,
-    catalog: PathBuf,
-}
-
-impl Fixture {
-    fn pattern(&self) -> String {
-        format!("{}/{{name}}_{{band}}.tif", self.dir.display())
-    }
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(build_fixture)
-}
-
-fn build_fixture() -> Fixture {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    // Leftovers of earlier runs (statics are never dropped, so nothing removes them on exit).
-    if let Ok(entries) = std::fs::read_dir(root) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > Duration::from_secs(600));
-            if name.starts_with("kiln-serve-test-") && old {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-    let dir = root.join(format!("kiln-serve-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, band, file) in datasets() {
-        std::os::unix::fs::symlink(data(&file), dir.join(format!("{name}_{band}.tif"))).unwrap();
-    }
-    // The catalog stores canonical paths (links resolved), so removing a symbolic link after
-    // ingest would not break the dataset; a hard link, removed after ingest, does: the catalog
-    // then names a file that is gone. Without a hard link (another file system), the dataset
-    // is added through the catalog API with a path that does not exist.
-    let gone = dir.join("gone_1.tif");
-    let hard_linked = std::fs::hard_link(data(LUX), &gone).is_ok();
-    let catalog = dir.join("catalog.sqlite");
-    let fx = Fixture { dir, catalog };
-    let out = kiln(&[
-        "ingest",
-        &fx.pattern(),
-        "-o",
-        fx.catalog.to_str().unwrap(),
-        "-j",
-        "2",
-        "--quiet",
-    ]);
-    assert!(out.status.success(), "ingest failed: {}", stderr(&out));
-    if hard_linked {
-        std::fs::remove_file(&gone).unwrap();
-    } else {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let cat =
-                kiln_catalog::open(&kiln_catalog::CatalogLocation::Sqlite(fx.catalog.clone()))
-                    .await
-                    .unwrap();
-            let uri = fx.dir.join("gone_1.tif");
-            cat.insert(
-                &["gone".to_string(), "1".to_string()],
-                uri.to_str().unwrap(),
-                None,
-            )
-            .await
-            .unwrap();
-            cat.close().await;
-        });
-    }
-    fx
-}
-
-fn kiln(args: &[&str]) -> Output {
-    kiln_cmd(args).output().unwrap()
-}
-
-/// The binary with no `KILN_*` variable from the caller's environment.
-fn kiln_cmd(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("KILN_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.args(args);
-    cmd
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-fn temp_file(name: &str) -> PathBuf {
-    let dir = fixture().dir.join("out");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The server under test, killed when dropped.
-// ---------------------------------------------------------------------------------------------
-
-struct Server {
-    child: Child,
-    port: u16,
-    banner: String,
-    /// Where the server's stderr (its log) goes.
-    log: PathBuf,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Server {
-    /// `kiln serve ARGS --host 127.0.0.1 --port 0`, once it has printed its address.
-    fn start(args: &[&str]) -> Self {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = temp_file(&format!("server-{n}.log"));
-        // Temporary files (the `-r` catalog) go under the fixture, removed with it.
-        let tmp = fixture().dir.join("tmp");
-        std::fs::create_dir_all(&tmp).unwrap();
-        let mut cmd = kiln_cmd(&["serve"]);
-        cmd.env("TMPDIR", &tmp)
-            .args(args)
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let mut child = cmd.spawn().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut banner = String::new();
-        stdout.read_line(&mut banner).unwrap();
-        let port = banner
-            .split("http://127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|p| p.parse::<u16>().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "kiln serve printed {banner:?}; stderr: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        Self {
-            child,
-            port,
-            banner,
-            log,
-            _stdout: stdout,
-        }
-    }
-
-    fn catalog() -> Self {
-        Self::start(&["-d", fixture().catalog.to_str().unwrap()])
-    }
-
-    fn get(&self, target: &str) -> Response {
-        request(self.port, "GET", target, &[], b"")
-    }
-
-    fn get_with(&self, target: &str, headers: &[(&str, &str)]) -> Response {
-        request(self.port, "GET", target, headers, b"")
-    }
-
-    fn post(&self, target: &str, body: &Value) -> Response {
-        let body = serde_json::to_vec(body).unwrap();
-        request(
-            self.port,
-            "POST",
-            target,
-            &[("Content-Type", "application/json")],
-            &body,
-        )
-    }
-
-    /// GET that must answer 200 with a JSON body.
-    fn json(&self, target: &str) -> Value {
-        let r = self.get(target);
-        assert_eq!(r.status, 200, "GET {target}: {}", r.text());
-        r.json()
-    }
-
-    /// GET that must answer 200; the body.
-    fn bytes(&self, target: &str) -> Vec<u8> {
-        let r = self.get(target);
-        assert_eq!(r.status, 200, "GET {target}: {}", r.text());
-        r.body
-    }
-
-    fn npy(&self, target: &str) -> NpyArray {
-        let r = self.get(target);
-        assert_eq!(r.status, 200, "GET {target}: {}", r.text());
-        assert_eq!(r.header("content-type"), Some("application/x-npy"));
-        parse_npy(&r.body).unwrap()
-    }
-
-    /// GET that must fail with `status` and a JSON message containing every one of `needles`.
-    fn error(&self, target: &str, status: u16, needles: &[&str]) -> String {
-        let r = self.get(target);
-        assert_eq!(r.status, status, "GET {target}: {}", r.text());
-        assert_eq!(
-            r.header("content-type"),
-            Some("application/json"),
-            "GET {target}"
-        );
-        let message = r.json()["message"]
-            .as_str()
-            .unwrap_or_else(|| panic!("GET {target}: no message in {}", r.text()))
-            .to_string();
-        for n in needles {
-            assert!(
-                message.contains(n),
-                "GET {target}: message {message:?} lacks {n:?}"
-            );
-        }
-        message
-    }
-}
-
-impl Drop for Server {
-    /// SIGTERM first, so a `-r` server removes its temporary catalog; SIGKILL if it lingers.
-    fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let termed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        if termed {
-            for _ in 0..100 {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A minimal HTTP/1.1 client (one request per connection).
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).to_string()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-fn request(
-    port: u16,
-    method: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-         Content-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("{method} {target}: no header end in the response"));
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{method} {target}: bad status line in {head:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let rest = &raw[split + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        if let Some((_, len)) = headers.iter().find(|(k, _)| k == "content-length") {
-            assert_eq!(
-                len.parse::<usize>().unwrap(),
-                rest.len(),
-                "{method} {target}: body length"
-            );
-        }
-        rest.to_vec()
-    };
-    Response {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size_text = std::str::from_utf8(&data[..line_end]).unwrap();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `path?k=v&...` with encoded values.
-fn url(path: &str, query: &[(&str, &str)]) -> String {
-    if query.is_empty() {
-        return path.to_string();
-    }
-    let q: Vec<String> = query
-        .iter()
-        .map(|(k, v)| format!("{k}={}", enc(v)))
-        .collect();
-    format!("{path}?{}", q.join("&"))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Expected pixels: Terracotta's stretch (see crates/core/src/product/stretch.rs) written out
-// again here, independently.
-// ---------------------------------------------------------------------------------------------
-
-/// `to_uint8`: palette index 1..=255 of a valid value.
-fn to_index(v: f64, lo: f64, hi: f64) -> u8 {
-    stretch(v, lo, hi, 1.0)
-}
-
-/// The RGB stretch onto 0..=255.
-fn to_byte(v: f64, lo: f64, hi: f64) -> u8 {
-    stretch(v, lo, hi, 0.0)
-}
-
-fn stretch(v: f64, lo: f64, hi: f64, out_min: f64) -> u8 {
-    let norm = hi - lo;
-    let scale = if norm.abs() > 1e-8 {
-        (255.0 - out_min) / norm
-    } else {
-        1.0
-    };
-    let x = ((v - lo) * scale + out_min).clamp(out_min, 255.0);
-    x.round_ties_even() as u8
-}
-
-struct Png {
-    width: usize,
-    height: usize,
-    color: png::ColorType,
-    /// Raw samples as stored (indices for indexed PNGs).
-    data: Vec<u8>,
-    palette: Vec<[u8; 3]>,
-    trns: Vec<u8>,
-}
-
-fn decode_png(bytes: &[u8]) -> Png {
-    let dec = png::Decoder::new(std::io::Cursor::new(bytes));
-    let mut reader = dec.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let frame = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(frame.bit_depth, png::BitDepth::Eight);
-    buf.truncate(frame.buffer_size());
-    let info = reader.info();
-    Png {
-        width: frame.width as usize,
-        height: frame.height as usize,
-        color: frame.color_type,
-        data: buf,
-        palette: info
-            .palette
-            .as_ref()
-            .map(|p| p.chunks(3).map(|c| [c[0], c[1], c[2]]).collect())
-            .unwrap_or_default(),
-        trns: info.trns.as_ref().map(|t| t.to_vec()).unwrap_or_default(),
-    }
-}
-
-/// Every pixel of a PNG as RGBA after applying palette and transparency.
-fn png_rgba(bytes: &[u8]) -> (usize, usize, Vec<[u8; 4]>) {
-    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
-    dec.set_transformations(png::Transformations::EXPAND);
-    let mut reader = dec.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let frame = reader.next_frame(&mut buf).unwrap();
-    let px: Vec<[u8; 4]> = match frame.color_type {
-        png::ColorType::Rgba => buf.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect(),
-        png::ColorType::Rgb => buf.chunks(3).map(|c| [c[0], c[1], c[2], 255]).collect(),
-        png::ColorType::GrayscaleAlpha => buf.chunks(2).map(|c| [c[0], c[0], c[0], c[1]]).collect(),
-        png::ColorType::Grayscale => buf.iter().map(|&g| [g, g, g, 255]).collect(),
-        other => panic!("unexpected expanded colour type {other:?}"),
-    };
-    let n = frame.width as usize * frame.height as usize;
-    (
-        frame.width as usize,
-        frame.height as usize,
-        px[..n].to_vec(),
-    )
-}
-
-/// The 255 colours of a named colormap, for palette indices 1..=255, from `/colormap`: with
-/// the range [0, 254], value i stretches to index i + 1.
-fn colormap_table(server: &Server, name: &str) -> Vec<[u8; 4]> {
-    let v = server.json(&url(
-        "/colormap",
-        &[
-            ("stretch_range", "[0,254]"),
-            ("colormap", name),
-            ("num_values", "255"),
-        ],
-    ));
-    let list = v["colormap"].as_array().unwrap();
-    assert_eq!(list.len(), 255);
-    list.iter()
-        .enumerate()
-        .map(|(i, e)| {
-            assert_eq!(e["value"].as_f64().unwrap(), i as f64);
-            let c: Vec<u8> = e["rgba"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| u8::try_from(x.as_u64().unwrap()).unwrap())
-                .collect();
-            [c[0], c[1], c[2], c[3]]
-        })
-        .collect()
-}
-
-/// Checks a single-band PNG against the `.npy` tile: index = to_uint8(value) for valid
-/// pixels, 0 for masked ones, and the palette is `table` (or grey with 0 transparent).
-fn check_singleband_png(
-    png_bytes: &[u8],
-    tile: &NpyArray,
-    lo: f64,
-    hi: f64,
-    table: Option<&[[u8; 4]]>,
-) {
-    let p = decode_png(png_bytes);
-    let n = p.width * p.height;
-    assert_eq!(tile.shape, vec![2, p.height, p.width], "one band + mask");
-    let (values, mask) = (tile.plane(0).unwrap(), tile.plane(1).unwrap());
-    match table {
-        Some(table) => {
-            assert_eq!(p.color, png::ColorType::Indexed);
-            assert!(p.palette.len() >= 256, "palette of {}", p.palette.len());
-            for (i, rgba) in table.iter().enumerate() {
-                assert_eq!(&p.palette[i + 1], &rgba[..3], "palette entry {}", i + 1);
-                assert_eq!(p.trns.get(i + 1).copied().unwrap_or(255), rgba[3]);
-            }
-            assert_eq!(p.trns.first(), Some(&0), "index 0 is transparent");
-        }
-        // Terracotta's uncoloured tile: grey level = index, grey 0 transparent (as a
-        // greyscale PNG, or an indexed one with that palette).
-        None => match p.color {
-            png::ColorType::Grayscale => {
-                assert_eq!(
-                    p.trns.get(..2),
-                    Some(&[0u8, 0][..]),
-                    "grey 0 is transparent"
-                );
-            }
-            // The palette itself is checked by `uncoloured_tiles_are_grey_level_equal_to_index`.
-            png::ColorType::Indexed => {
-                assert_eq!(p.trns.first(), Some(&0), "index 0 is transparent");
-            }
-            other => panic!("uncoloured tile is {other:?}"),
-        },
-    }
-    let mut mismatches = 0;
-    let mut first = None;
-    for i in 0..n {
-        let want = if mask[i] > 0.0 {
-            to_index(values[i], lo, hi)
-        } else {
-            0
-        };
-        if p.data[i] != want {
-            mismatches += 1;
-            first.get_or_insert((i, values[i], want, p.data[i]));
-        }
-    }
-    assert_eq!(
-        mismatches, 0,
-        "pixels differing from the stretch of the npy tile; first (pixel, value, want, got): {first:?}"
-    );
-}
-
-/// The footprint is GeoJSON (Polygon or MultiPolygon) inside the dataset's bounds.
-fn check_hull(hull: &Value, bounds: &[f64], what: &str, eps: f64) {
-    fn points(v: &Value, out: &mut Vec<(f64, f64)>) {
-        match v.as_array() {
-            Some(a) if a.len() == 2 && a.iter().all(Value::is_number) => {
-                out.push((a[0].as_f64().unwrap(), a[1].as_f64().unwrap()));
-            }
-            Some(a) => a.iter().for_each(|x| points(x, out)),
-            None => panic!("not GeoJSON coordinates: {v}"),
-        }
-    }
-    let kind = hull["type"].as_str().unwrap_or_default();
-    assert!(
-        kind == "Polygon" || kind == "MultiPolygon",
-        "{what}: convex_hull {kind}"
-    );
-    let mut pts = Vec::new();
-    points(&hull["coordinates"], &mut pts);
-    assert!(pts.len() >= 4, "{what}: {} points", pts.len());
-    for (x, y) in pts {
-        assert!(
-            bounds[0] - eps <= x
-                && x <= bounds[2] + eps
-                && bounds[1] - eps <= y
-                && y <= bounds[3] + eps,
-            "{what}: hull point ({x}, {y}) outside {bounds:?}"
-        );
-    }
-}
-
-fn valid_count(tile: &NpyArray) -> usize {
-    let bands = tile.shape[0] - 1;
-    tile.plane(bands)
-        .unwrap()
-        .iter()
-        .filter(|&&m| m > 0.0)
-        .count()
-}
-
-fn ref_dir() -> PathBuf {
-    std::env::var_os("KILN_REF_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ref-cache"))
-}
-
-/// The rio-tiler reference of a nearest tile, if `scripts/make_reference_tiles.sh` made it.
-fn reference(file: &str, z: u32, x: u32, y: u32, size: u32) -> Option<NpyArray> {
-    let stem = file.trim_end_matches(".tif");
-    let p = ref_dir().join(format!("{stem}/nearest/{z}_{x}_{y}_{size}.npy"));
-    p.exists().then(|| npy::read_npy(&p).unwrap())
-}
-
-/// Whether `scripts/make_reference_tiles.sh` has been run.
-fn have_references() -> bool {
-    ref_dir().join("manifest.json").exists()
-}
-
-/// `kiln tile FILE Z X Y -o out.npy ...`: the bytes written.
-fn cli_tile(file: &str, z: u32, x: u32, y: u32, extra: &[&str]) -> Vec<u8> {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out = temp_file(&format!("cli-{n}-{z}-{x}-{y}.npy"));
-    let (zs, xs, ys) = (z.to_string(), x.to_string(), y.to_string());
-    let path = data(file);
-    let mut args = vec![
-        "tile",
-        path.to_str().unwrap(),
-        &zs,
-        &xs,
-        &ys,
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let o = kiln(&args);
-    assert!(o.status.success(), "kiln tile {args:?}: {}", stderr(&o));
-    std::fs::read(&out).unwrap()
-}
-
-fn catalog_json() -> &'static Vec<Value> {
-    static CAT: OnceLock<Vec<Value>> = OnceLock::new();
-    CAT.get_or_init(|| {
-        let text = std::fs::read_to_string(data("catalog.json")).unwrap();
-        serde_json::from_str(&text).unwrap()
-    })
-}
-
-fn catalog_entry(file: &str) -> &'static Value {
-    catalog_json()
-        .iter()
-        .find(|e| e["file"] == file)
-        .unwrap_or_else(|| panic!("{file} not in catalog.json"))
-}
-
-fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. JSON endpoints
@@ -937,7 +265,7 @@ fn post_metadata_keeps_order_and_selects_columns() {
         400,
         "colour",
     );
-    let r = request(s.port, "POST", "/metadata", &[], b"not json");
+    let r = s.request(Method::POST, "/metadata", &[], b"not json".to_vec());
     assert_eq!(r.status, 400, "{}", r.text());
 }
 
@@ -1810,10 +1138,7 @@ fn colormap_tilejson_openapi_and_apidoc() {
     let tiles = tj["tiles"].as_array().unwrap();
     assert_eq!(tiles.len(), 1);
     let t = tiles[0].as_str().unwrap();
-    let prefix = format!(
-        "http://127.0.0.1:{}/singleband/lux/1/{{z}}/{{x}}/{{y}}.png?",
-        s.port
-    );
+    let prefix = format!("{}/singleband/lux/1/{{z}}/{{x}}/{{y}}.png?", s.origin());
     assert!(t.starts_with(&prefix), "{t}");
     assert!(t.contains("colormap=viridis"), "{t}");
     assert!(t.contains("stretch_range="), "{t}");
@@ -1829,7 +1154,7 @@ fn colormap_tilejson_openapi_and_apidoc() {
     assert!(b[0] <= center[0] && center[0] <= b[2] && b[1] <= center[1] && center[1] <= b[3]);
     // The tile URL it gives works.
     let first = t
-        .replace(&format!("http://127.0.0.1:{}", s.port), "")
+        .replace(&s.origin(), "")
         .replace("{z}/{x}/{y}", "8/132/86");
     assert_eq!(s.get(&first).status, 200);
     // Behind a proxy: its scheme, host and path prefix, first values of each list.
@@ -1858,7 +1183,7 @@ fn colormap_tilejson_openapi_and_apidoc() {
     );
     let t = odd.json()["tiles"][0].as_str().unwrap().to_string();
     assert!(
-        t.starts_with(&format!("http://127.0.0.1:{}/singleband/lux/1/", s.port)),
+        t.starts_with(&format!("{}/singleband/lux/1/", s.origin())),
         "{t}"
     );
     let rgb = s.json("/rgb/l8/tilejson.json?r=b4&g=b3&b=b2");
@@ -1905,7 +1230,6 @@ fn colormap_tilejson_openapi_and_apidoc() {
 #[test]
 fn concurrent_requests_all_succeed_and_identical_ones_agree() {
     let s = Server::catalog();
-    let port = s.port;
     let distinct: Vec<String> = (0..64)
         .map(|i| {
             format!(
@@ -1919,10 +1243,11 @@ fn concurrent_requests_all_succeed_and_identical_ones_agree() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let health = {
         let stop = stop.clone();
+        let client = s.client();
         std::thread::spawn(move || {
             let mut answered = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) || answered == 0 {
-                let r = request(port, "GET", "/health", &[], b"");
+                let r = client.get("/health");
                 assert_eq!(r.status, 200);
                 answered += 1;
                 std::thread::sleep(Duration::from_millis(5));
@@ -1932,17 +1257,17 @@ fn concurrent_requests_all_succeed_and_identical_ones_agree() {
     };
     let mut handles = Vec::new();
     for t in distinct {
-        handles.push((
-            t.clone(),
-            std::thread::spawn(move || request(port, "GET", &t, &[], b"")),
-        ));
+        handles.push((t.clone(), {
+            let client = s.client();
+            std::thread::spawn(move || client.get(&t))
+        }));
     }
     for _ in 0..64 {
         let t = same.to_string();
-        handles.push((
-            t.clone(),
-            std::thread::spawn(move || request(port, "GET", &t, &[], b"")),
-        ));
+        handles.push((t.clone(), {
+            let client = s.client();
+            std::thread::spawn(move || client.get(&t))
+        }));
     }
     let mut same_bodies = Vec::new();
     let mut distinct_bodies = std::collections::HashSet::new();
@@ -1984,12 +1309,12 @@ fn a_saturated_server_answers_503_with_retry_after() {
         "--cpu-threads",
         "1",
     ]);
-    let port = s.port;
     let handles: Vec<_> = (0..32)
         .map(|i| {
+            let client = s.client();
             std::thread::spawn(move || {
                 let t = format!("/singleband/etopo/1/4/{}/{}.png", i % 16, 4 + i / 16);
-                request(port, "GET", &t, &[], b"")
+                client.get(&t)
             })
         })
         .collect();
@@ -2301,7 +1626,7 @@ fn one_key_catalogs_pick_rgb_and_compute_datasets_without_keys_in_the_path() {
     // A single key: RGB and compute name whole datasets, so the path holds no keys at all.
     let pattern = format!(
         "{}/(?P<file>l8_b[0-9])\\.tif",
-        regex_escape(fixture().dir.to_str().unwrap())
+        regex::escape(fixture().dir.to_str().unwrap())
     );
     let s = Server::start(&["--regex", "-r", &pattern]);
     assert!(
@@ -2312,14 +1637,12 @@ fn one_key_catalogs_pick_rgb_and_compute_datasets_without_keys_in_the_path() {
     let query = [("r", "l8_b4"), ("g", "l8_b3"), ("b", "l8_b2")];
     let tj = s.json(&url("/rgb/tilejson.json", &query));
     let template = tj["tiles"][0].as_str().unwrap();
-    let port = s.port;
+    let origin = s.origin();
     assert!(
-        template.starts_with(&format!(
-            "http://127.0.0.1:{port}/rgb/{{z}}/{{x}}/{{y}}.png?"
-        )),
+        template.starts_with(&format!("{origin}/rgb/{{z}}/{{x}}/{{y}}.png?")),
         "{template}"
     );
-    let local = template.trim_start_matches(&format!("http://127.0.0.1:{port}"));
+    let local = template.trim_start_matches(&origin);
     let tile = s.get(&local.replace("{z}/{x}/{y}", "9/178/293"));
     assert_eq!(tile.status, 200, "{}", tile.text());
     assert_eq!(tile.header("content-type"), Some("image/png"));
@@ -2334,18 +1657,9 @@ fn one_key_catalogs_pick_rgb_and_compute_datasets_without_keys_in_the_path() {
         tj["tiles"][0]
             .as_str()
             .unwrap()
-            .contains(&format!("{port}/compute/{{z}}/{{x}}/{{y}}.png?")),
+            .contains(&format!("{origin}/compute/{{z}}/{{x}}/{{y}}.png?")),
         "{tj}"
     );
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
-            special.then_some('\\').into_iter().chain([c])
-        })
-        .collect()
 }
 
 #[test]
