@@ -1206,17 +1206,34 @@ fn colormap_tilejson_openapi_and_apidoc() {
         "/datasets",
         "/metadata",
         "/metadata/{keys}",
-        "/singleband/{keys}/{z}/{x}/{y}.png",
-        "/singleband/{keys}/preview.png",
+        "/singleband/{keys}/{z}/{x}/{y}.{format}",
+        "/singleband/{keys}/preview.{format}",
         "/singleband/{keys}/tilejson.json",
-        "/rgb/{keys}/{z}/{x}/{y}.png",
-        "/compute/{keys}/{z}/{x}/{y}.png",
+        "/rgb/{keys}/{z}/{x}/{y}.{format}",
+        "/compute/{keys}/{z}/{x}/{y}.{format}",
         "/colormap",
         "/point/{keys}",
     ] {
         assert!(paths.contains_key(p), "{p} missing from /swagger.json");
     }
-    assert_eq!(s.json("/openapi.json"), spec);
+    // /openapi.json is this catalog's: a path parameter per key (name, band), its values listed.
+    let catalog_spec = s.json("/openapi.json");
+    let paths = catalog_spec["paths"].as_object().unwrap();
+    for p in [
+        "/metadata/{name}/{band}",
+        "/singleband/{name}/{band}/{z}/{x}/{y}.{format}",
+        "/rgb/{name}/{z}/{x}/{y}.{format}",
+        "/rgb/{name}/{band}/{z}/{x}/{y}.{format}",
+        "/point/{name}/{band}",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from /openapi.json");
+    }
+    let name = &paths["/point/{name}/{band}"]["get"]["parameters"][0];
+    assert_eq!(name["name"], "name");
+    assert!(name["schema"]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("lux")));
     let doc = s.get("/apidoc");
     assert_eq!(doc.status, 200);
     assert!(doc.header("content-type").unwrap().starts_with("text/html"));

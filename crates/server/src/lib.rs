@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, Method};
-use axum::routing::{get, post};
 use axum::Router;
 use kiln_catalog::Catalog;
 use kiln_engine::Engine;
@@ -117,28 +116,44 @@ impl AppState {
     }
 }
 
-/// All routes in one table.
+/// Declares the route table once: [`ROUTES`] lists it (for the OpenAPI document's test) and
+/// [`router`] is built from it, so the two cannot differ.
+macro_rules! route_table {
+    ($($method:ident $path:literal => $handler:path,)*) => {
+        /// Every route the router answers: (lower-case HTTP method, axum path pattern).
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn add_routes(router: Router<AppState>) -> Router<AppState> {
+            router$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+
+route_table! {
+    get "/health" => handlers::health,
+    get "/keys" => handlers::keys,
+    get "/datasets" => handlers::datasets,
+    post "/metadata" => handlers::metadata_many,
+    get "/metadata/{*keys}" => handlers::metadata,
+    get "/singleband/{*rest}" => handlers::singleband,
+    get "/rgb/{*rest}" => handlers::rgb,
+    get "/compute/{*rest}" => handlers::compute,
+    get "/colormap" => handlers::colormap,
+    get "/point/{*keys}" => handlers::point,
+    get "/swagger.json" => handlers::openapi,
+    get "/openapi.json" => openapi::document,
+    get "/apidoc" => handlers::apidoc,
+    get "/" => viewer::index,
+    get "/viewer" => viewer::redirect,
+    get "/viewer/" => viewer::redirect,
+    get "/viewer/config.json" => viewer::config,
+    get "/viewer/{file}" => viewer::asset,
+}
+
+/// All routes in one table ([`ROUTES`]).
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config().cors_origins);
-    Router::new()
-        .route("/health", get(handlers::health))
-        .route("/keys", get(handlers::keys))
-        .route("/datasets", get(handlers::datasets))
-        .route("/metadata", post(handlers::metadata_many))
-        .route("/metadata/{*keys}", get(handlers::metadata))
-        .route("/singleband/{*rest}", get(handlers::singleband))
-        .route("/rgb/{*rest}", get(handlers::rgb))
-        .route("/compute/{*rest}", get(handlers::compute))
-        .route("/colormap", get(handlers::colormap))
-        .route("/point/{*keys}", get(handlers::point))
-        .route("/swagger.json", get(handlers::openapi))
-        .route("/openapi.json", get(handlers::openapi))
-        .route("/apidoc", get(handlers::apidoc))
-        .route("/", get(viewer::index))
-        .route("/viewer", get(viewer::redirect))
-        .route("/viewer/", get(viewer::redirect))
-        .route("/viewer/config.json", get(viewer::config))
-        .route("/viewer/{file}", get(viewer::asset))
+    add_routes(Router::new())
         .fallback(handlers::not_found)
         .layer(cors)
         .with_state(state)
