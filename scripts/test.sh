@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: makes the rio-tiler reference tiles, JPEG blocks and fixtures (cached,
 # in a venv), runs every Rust test in the workspace, then the web viewer's end-to-end test in
-# headless Chromium, and prints one closing count.
+# headless Chromium and schemathesis against the OpenAPI document, and prints one closing count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kiln-target}"
@@ -37,6 +37,19 @@ else
   rm -f "$log.node"
   [ "$e2e_status" -eq 0 ] || status=$e2e_status
 fi
+
+# The OpenAPI document against the server: schemathesis runs every check on /openapi.json of a
+# served catalog (scripts/schemathesis.sh; pinned in the venv above, about two minutes).
+echo
+echo "=== API fuzzing (scripts/schemathesis.sh: schemathesis --checks all on /openapi.json)"
+st_status=0
+bash scripts/schemathesis.sh 2>&1 | tee "$log.st" || st_status=$?
+# Its last line, "schemathesis: N passed, N failed", counts like cargo's lines.
+st_line="$(grep '^schemathesis: [0-9]* passed' "$log.st" | tail -n1 || true)"
+[ -n "$st_line" ] || st_line="schemathesis: 0 passed, 1 failed"
+echo "$st_line" | awk '{ printf "test result: schemathesis. %d passed; %d failed; 0 ignored\n", $2, $4 }' >>"$log"
+rm -f "$log.st"
+[ "$st_status" -eq 0 ] || status=$st_status
 
 # cargo prints one result line per test binary, the last one usually a doc-test run with
 # nothing in it; sum them so the closing line tells how many tests ran.
