@@ -3,10 +3,11 @@
 //! Owns: TIFF and BigTIFF structure (IFDs, tags, both byte orders), GeoKeys and
 //! georeferencing, the parsed header ([`TiffHeader`]) that the engine caches and the catalog
 //! stores, block byte-range lookup, block decoding (codecs, predictors, sample layouts), and
-//! writing GeoTIFFs: small tiles ([`write`]) and whole COGs ([`cog_write`]). Parsing does no
-//! I/O: the parser reads from a [`RangeData`] that holds the bytes fetched so far and asks for
-//! more through [`CogError::NeedBytes`]. The COG writer is the one part that writes files (a
-//! spool and a temporary file beside the target, renamed at the end).
+//! writing GeoTIFFs: small tiles ([`write`]) and whole COGs ([`cog_write`]), both serialised
+//! by one IFD writer (`tiff_out`). Parsing does no I/O: the parser reads from a [`RangeData`]
+//! that holds the bytes fetched so far and asks for more through [`CogError::NeedBytes`]. The
+//! COG writer is the one part that writes files (a spool and a temporary file beside the
+//! target, renamed at the end).
 
 pub mod cog_write;
 pub mod crs_keys;
@@ -18,6 +19,7 @@ pub mod header;
 mod ifd;
 mod jpeg;
 mod layout;
+mod tiff_out;
 pub mod write;
 
 pub use cog_write::{

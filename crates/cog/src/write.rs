@@ -1,4 +1,5 @@
-//! Writing GeoTIFFs (single tiles now; the COG writer of `kiln optimize` later).
+//! Writing small GeoTIFF tiles (whole COGs: [`crate::cog_write`]; both serialise their IFDs
+//! with `tiff_out`).
 //!
 //! [`write_geotiff_tile`] turns a rendered [`Raster`] into a small self-contained GeoTIFF:
 //! classic little-endian TIFF, one deflate-compressed strip per band (planar), the source
@@ -12,8 +13,16 @@
 use kiln_core::dtype::Sample;
 use kiln_core::{with_samples, Crs, DataType, GeoTransform, Raster};
 use libdeflater::{CompressionLvl, Compressor};
+use num_traits::ToBytes;
 
+use crate::tiff_out::{ByteOrder, Directories, TiffFormat, Value};
 use crate::CogError;
+
+/// Tiles are classic little-endian TIFF.
+const FORMAT: TiffFormat = TiffFormat {
+    order: ByteOrder::Little,
+    bigtiff: false,
+};
 
 // TIFF tags written here.
 const TAG_NEW_SUBFILE_TYPE: u16 = 254;
@@ -50,43 +59,6 @@ const PHOTOMETRIC_MASK: u16 = 4;
 const SUBFILE_MASK: u32 = 4;
 const EXTRA_SAMPLE_UNSPECIFIED: u16 = 0;
 
-/// A TIFF field value, by TIFF type.
-enum Value {
-    Ascii(Vec<u8>),
-    Short(Vec<u16>),
-    Long(Vec<u32>),
-    Double(Vec<f64>),
-}
-
-impl Value {
-    fn type_code(&self) -> u16 {
-        match self {
-            Self::Ascii(_) => 2,
-            Self::Short(_) => 3,
-            Self::Long(_) => 4,
-            Self::Double(_) => 12,
-        }
-    }
-
-    fn count(&self) -> usize {
-        match self {
-            Self::Ascii(v) => v.len(),
-            Self::Short(v) => v.len(),
-            Self::Long(v) => v.len(),
-            Self::Double(v) => v.len(),
-        }
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        match self {
-            Self::Ascii(v) => v.clone(),
-            Self::Short(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            Self::Long(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            Self::Double(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        }
-    }
-}
-
 fn too_large(reason: String) -> CogError {
     CogError::TooLarge {
         what: "GeoTIFF tile",
@@ -98,25 +70,9 @@ fn unsupported(feature: String) -> CogError {
     CogError::Unsupported { feature }
 }
 
-/// Little-endian output of one sample, for the strip bodies.
-trait LeSample: Sample {
-    fn put(self, out: &mut Vec<u8>);
-}
-
-macro_rules! le_sample {
-    ($($t:ty),*) => {$(
-        impl LeSample for $t {
-            #[inline]
-            fn put(self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
-            }
-        }
-    )*};
-}
-le_sample!(u8, i8, u16, i16, u32, i32, f32, f64);
-
-/// Uncompressed little-endian planes, one per band, masked pixels set to `nodata` if given.
-fn planes<T: LeSample>(
+/// Uncompressed planes in the file's byte order, one per band, masked pixels set to `nodata`
+/// if given.
+fn planes<T: Sample + ToBytes>(
     samples: &[T],
     mask: &[u8],
     bands: usize,
@@ -129,8 +85,8 @@ fn planes<T: LeSample>(
         let mut bytes = Vec::with_capacity(n * std::mem::size_of::<T>());
         for (&s, &m) in band.iter().zip(mask) {
             match fill {
-                Some(f) if m == 0 => f.put(&mut bytes),
-                _ => s.put(&mut bytes),
+                Some(f) if m == 0 => FORMAT.order.put(&mut bytes, f),
+                _ => FORMAT.order.put(&mut bytes, s),
             }
         }
         out.push(bytes);
@@ -291,100 +247,37 @@ struct IfdPlan {
     strips: Vec<Vec<u8>>,
 }
 
-/// Where everything of one IFD goes in the file.
-struct IfdLayout {
-    offset: u64,
-    value_offsets: Vec<Option<u64>>,
-}
-
 /// Lays the IFDs out (each followed by its out-of-line values, 8-byte aligned), then all
 /// strips, fills in StripOffsets and serializes the file.
-fn assemble(mut ifds: Vec<IfdPlan>) -> Result<Vec<u8>, CogError> {
-    let mut cursor: u64 = 8;
-    let mut layouts = Vec::with_capacity(ifds.len());
-    for ifd in &mut ifds {
-        ifd.entries.sort_by_key(|(tag, _)| *tag);
-        cursor = cursor.next_multiple_of(8);
-        let offset = cursor;
-        cursor += 2 + 12 * ifd.entries.len() as u64 + 4;
-        let mut value_offsets = Vec::with_capacity(ifd.entries.len());
-        for (_, value) in &ifd.entries {
-            let len = value.bytes().len() as u64;
-            if len > 4 {
-                cursor = cursor.next_multiple_of(8);
-                value_offsets.push(Some(cursor));
-                cursor += len;
-            } else {
-                value_offsets.push(None);
-            }
-        }
-        layouts.push(IfdLayout {
-            offset,
-            value_offsets,
-        });
-    }
-    let data_start = cursor.next_multiple_of(8);
+fn assemble(ifds: Vec<IfdPlan>) -> Result<Vec<u8>, CogError> {
+    let (entries, strips): (Vec<_>, Vec<_>) =
+        ifds.into_iter().map(|p| (p.entries, p.strips)).unzip();
+    let mut dirs = Directories::layout(FORMAT, Vec::new(), entries, 8);
+    let data_start = dirs.data_start();
     let mut end = data_start;
-    for ifd in &mut ifds {
-        let mut offsets = Vec::with_capacity(ifd.strips.len());
-        for s in &ifd.strips {
-            offsets.push(u32::try_from(end).map_err(|_| too_large(format!("strip offset {end}")))?);
+    let mut offsets = Vec::with_capacity(strips.len());
+    for strips in &strips {
+        let mut ifd_offsets = Vec::with_capacity(strips.len());
+        for s in strips {
+            ifd_offsets.push(end);
             end = end
                 .checked_add(s.len() as u64)
                 .ok_or_else(|| too_large("file size overflows".to_string()))?;
         }
-        for (tag, value) in &mut ifd.entries {
-            if *tag == TAG_STRIP_OFFSETS {
-                *value = Value::Long(offsets.clone());
-            }
-        }
+        offsets.push(ifd_offsets);
     }
     if end > u64::from(u32::MAX) {
         return Err(too_large(format!(
             "{end} bytes exceed classic TIFF's 4 GiB"
         )));
     }
-    let total = usize::try_from(end).map_err(|_| too_large(format!("{end} bytes")))?;
-    let to_usize = |v: u64| usize::try_from(v).map_err(|_| too_large(format!("offset {v}")));
-    let to_u32_off = |v: u64| u32::try_from(v).map_err(|_| too_large(format!("offset {v}")));
-
-    let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(b"II");
-    out.extend_from_slice(&42u16.to_le_bytes());
-    let first = layouts.first().map_or(0, |l| l.offset);
-    out.extend_from_slice(&to_u32_off(first)?.to_le_bytes());
-    for (i, (ifd, layout)) in ifds.iter().zip(&layouts).enumerate() {
-        out.resize(to_usize(layout.offset)?, 0);
-        let count = u16::try_from(ifd.entries.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&count.to_le_bytes());
-        for ((tag, value), off) in ifd.entries.iter().zip(&layout.value_offsets) {
-            out.extend_from_slice(&tag.to_le_bytes());
-            out.extend_from_slice(&value.type_code().to_le_bytes());
-            out.extend_from_slice(&to_u32(value.count(), "value count")?.to_le_bytes());
-            match off {
-                Some(off) => out.extend_from_slice(&to_u32_off(*off)?.to_le_bytes()),
-                None => {
-                    // Values of up to 4 bytes sit in the entry, left-justified.
-                    let mut inline = value.bytes();
-                    inline.resize(4, 0);
-                    out.extend_from_slice(&inline);
-                }
-            }
-        }
-        let next = layouts.get(i + 1).map_or(0, |l| l.offset);
-        out.extend_from_slice(&to_u32_off(next)?.to_le_bytes());
-        for ((_, value), off) in ifd.entries.iter().zip(&layout.value_offsets) {
-            if let Some(off) = off {
-                out.resize(to_usize(*off)?, 0);
-                out.extend_from_slice(&value.bytes());
-            }
-        }
+    for (i, offsets) in offsets.into_iter().enumerate() {
+        dirs.set(i, TAG_STRIP_OFFSETS, FORMAT.offsets(offsets)?)?;
     }
-    out.resize(to_usize(data_start)?, 0);
-    for ifd in &ifds {
-        for s in &ifd.strips {
-            out.extend_from_slice(s);
-        }
+    let mut out = dirs.serialize()?;
+    out.reserve(strips.iter().flatten().map(Vec::len).sum());
+    for s in strips.iter().flatten() {
+        out.extend_from_slice(s);
     }
     Ok(out)
 }
@@ -474,9 +367,7 @@ pub fn write_geotiff_tile(
     }
     entries.extend(georef);
     if let Some(nd) = nodata {
-        let mut text = nodata_text(nd).into_bytes();
-        text.push(0);
-        entries.push((TAG_GDAL_NODATA, Value::Ascii(text)));
+        entries.push((TAG_GDAL_NODATA, Value::ascii(&nodata_text(nd))));
     }
     let mut ifds = vec![IfdPlan { entries, strips }];
 

@@ -3,6 +3,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use num_traits::ToBytes;
 
 /// Default DEFLATE level (GDAL's default).
 pub const DEFAULT_DEFLATE_LEVEL: i32 = 6;
@@ -94,12 +95,9 @@ pub(super) fn unsupported(feature: impl Into<String>) -> CogError {
     }
 }
 
-/// Little-endian serialisation and predictor arithmetic of one sample type.
-trait EncSample: Copy + Default {
+/// Predictor arithmetic of one sample type (its bytes come from [`ToBytes`]).
+trait EncSample: Copy + Default + ToBytes {
     const SIZE: usize;
-    fn put_le(self, out: &mut [u8]);
-    /// Big-endian bytes (the floating-point predictor splits samples MSB first).
-    fn put_be(self, out: &mut [u8]);
     fn wrapping_sub(self, other: Self) -> Self;
     const FLOAT: bool;
 }
@@ -109,14 +107,6 @@ macro_rules! enc_int {
         impl EncSample for $t {
             const SIZE: usize = std::mem::size_of::<$t>();
             const FLOAT: bool = false;
-            #[inline]
-            fn put_le(self, out: &mut [u8]) {
-                out.copy_from_slice(&self.to_le_bytes());
-            }
-            #[inline]
-            fn put_be(self, out: &mut [u8]) {
-                out.copy_from_slice(&self.to_be_bytes());
-            }
             #[inline]
             fn wrapping_sub(self, other: Self) -> Self {
                 <$t>::wrapping_sub(self, other)
@@ -131,14 +121,6 @@ macro_rules! enc_float {
         impl EncSample for $t {
             const SIZE: usize = std::mem::size_of::<$t>();
             const FLOAT: bool = true;
-            #[inline]
-            fn put_le(self, out: &mut [u8]) {
-                out.copy_from_slice(&self.to_le_bytes());
-            }
-            #[inline]
-            fn put_be(self, out: &mut [u8]) {
-                out.copy_from_slice(&self.to_be_bytes());
-            }
             #[inline]
             fn wrapping_sub(self, other: Self) -> Self {
                 self - other
@@ -201,7 +183,7 @@ fn predicted_bytes<T: EncSample>(
     match predictor {
         Predictor::None => {
             for (s, o) in v.iter().zip(out.chunks_exact_mut(T::SIZE)) {
-                s.put_le(o);
+                ORDER.write(o, *s);
             }
         }
         Predictor::Horizontal => {
@@ -216,7 +198,7 @@ fn predicted_bytes<T: EncSample>(
                 }
             }
             for (s, o) in v.iter().zip(out.chunks_exact_mut(T::SIZE)) {
-                s.put_le(o);
+                ORDER.write(o, *s);
             }
         }
         Predictor::FloatingPoint => {
@@ -226,14 +208,12 @@ fn predicted_bytes<T: EncSample>(
             // TIFF Technical Note 3: per row, byte planes MSB first, then byte differences
             // with a stride of one pixel.
             let row_bytes = per_row * T::SIZE;
-            let mut be = vec![0u8; T::SIZE];
             for (row, dst) in v
                 .chunks_exact(per_row.max(1))
                 .zip(out.chunks_exact_mut(row_bytes.max(1)))
             {
-                for (i, s) in row.iter().enumerate() {
-                    s.put_be(&mut be);
-                    for (k, &byte) in be.iter().enumerate() {
+                for (i, &s) in row.iter().enumerate() {
+                    for (k, &byte) in ByteOrder::Big.bytes(s).as_ref().iter().enumerate() {
                         dst[k * per_row + i] = byte;
                     }
                 }

@@ -1,74 +1,8 @@
-//! TIFF serialisation of a COG: field values, IFD plans and GDAL's COG layout (header,
-//! ghost area, IFDs before data, data coarsest level first).
+//! The TIFF structure of a COG: tag values, IFD plans and GDAL's COG layout (header, ghost
+//! area, IFDs before data, data coarsest level first), serialised by [`crate::tiff_out`].
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
-
-/// A TIFF field value, by TIFF type.
-#[derive(Debug, Clone)]
-pub(super) enum Value {
-    Ascii(Vec<u8>),
-    Short(Vec<u16>),
-    Long(Vec<u32>),
-    Long8(Vec<u64>),
-    Double(Vec<f64>),
-}
-
-impl Value {
-    pub(super) fn type_code(&self) -> u16 {
-        match self {
-            Self::Ascii(_) => 2,
-            Self::Short(_) => 3,
-            Self::Long(_) => 4,
-            Self::Long8(_) => 16,
-            Self::Double(_) => 12,
-        }
-    }
-
-    pub(super) fn count(&self) -> usize {
-        match self {
-            Self::Ascii(v) => v.len(),
-            Self::Short(v) => v.len(),
-            Self::Long(v) => v.len(),
-            Self::Long8(v) => v.len(),
-            Self::Double(v) => v.len(),
-        }
-    }
-
-    pub(super) fn byte_len(&self) -> u64 {
-        let size = match self {
-            Self::Ascii(_) => 1,
-            Self::Short(_) => 2,
-            Self::Long(_) => 4,
-            Self::Long8(_) | Self::Double(_) => 8,
-        };
-        (self.count() * size) as u64
-    }
-
-    pub(super) fn put(&self, out: &mut Vec<u8>) {
-        match self {
-            Self::Ascii(v) => out.extend_from_slice(v),
-            Self::Short(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            Self::Long(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            Self::Long8(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            Self::Double(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        }
-    }
-}
-
-pub(super) fn ascii(s: &str) -> Value {
-    let mut b = s.as_bytes().to_vec();
-    b.push(0);
-    Value::Ascii(b)
-}
 
 pub(super) fn compression_code(c: Compression) -> Result<u16, CogError> {
     match c {
@@ -163,51 +97,22 @@ impl Plan {
         leaders: bool,
         bigtiff: bool,
     ) -> Result<Option<Self>, CogError> {
-        let (head_len, entry_len, count_len, off_len): (u64, u64, u64, u64) = if bigtiff {
-            (16, 20, 8, 8)
-        } else {
-            (8, 12, 2, 4)
+        let format = TiffFormat {
+            order: ORDER,
+            bigtiff,
         };
-        let inline = off_len;
         // Every IFD's entries with tile offsets / byte counts of their final length (values
-        // filled in below), sorted by tag.
-        let mut full: Vec<Vec<(u16, Value)>> = ifds
-            .iter()
-            .map(|ifd| {
-                let n = blocks[ifd.level][ifd.kind].len();
-                let mut e = ifd.entries.clone();
-                if bigtiff {
-                    e.push((tag::TILE_OFFSETS, Value::Long8(vec![0; n])));
-                    e.push((tag::TILE_BYTE_COUNTS, Value::Long8(vec![0; n])));
-                } else {
-                    e.push((tag::TILE_OFFSETS, Value::Long(vec![0; n])));
-                    e.push((tag::TILE_BYTE_COUNTS, Value::Long(vec![0; n])));
-                }
-                e.sort_by_key(|(t, _)| *t);
-                e
-            })
-            .collect();
-        // Pass 1: where each IFD and each out-of-line value goes.
-        let mut cursor = head_len + ghost.len() as u64;
-        let mut ifd_offsets = Vec::with_capacity(full.len());
-        let mut value_offsets: Vec<Vec<Option<u64>>> = Vec::with_capacity(full.len());
-        for entries in &full {
-            cursor = cursor.next_multiple_of(2);
-            ifd_offsets.push(cursor);
-            cursor += count_len + entries.len() as u64 * entry_len + off_len;
-            let mut offs = Vec::with_capacity(entries.len());
-            for (_, v) in entries {
-                if v.byte_len() > inline {
-                    cursor = cursor.next_multiple_of(2);
-                    offs.push(Some(cursor));
-                    cursor += v.byte_len();
-                } else {
-                    offs.push(None);
-                }
-            }
-            value_offsets.push(offs);
+        // filled in below).
+        let mut full = Vec::with_capacity(ifds.len());
+        for ifd in ifds {
+            let n = blocks[ifd.level][ifd.kind].len();
+            let mut e = ifd.entries.clone();
+            e.push((tag::TILE_OFFSETS, format.offsets(vec![0; n])?));
+            e.push((tag::TILE_BYTE_COUNTS, format.offsets(vec![0; n])?));
+            full.push(e);
         }
-        let data_start = cursor.next_multiple_of(2);
+        let mut dirs = Directories::layout(format, ghost.to_vec(), full, 2);
+        let data_start = dirs.data_start();
         // Data order: coarsest level first; per block, image then mask.
         let mut data = Vec::new();
         let mut placed: Vec<[Vec<(u64, u64)>; 2]> = blocks
@@ -239,90 +144,17 @@ impl Plan {
         if !bigtiff && pos > u64::from(u32::MAX) {
             return Ok(None);
         }
-        for (ifd, entries) in ifds.iter().zip(full.iter_mut()) {
+        for (n, ifd) in ifds.iter().enumerate() {
             let (offs, counts): (Vec<u64>, Vec<u64>) =
                 placed[ifd.level][ifd.kind].iter().copied().unzip();
-            for (t, v) in entries.iter_mut() {
-                let src = match *t {
-                    tag::TILE_OFFSETS => &offs,
-                    tag::TILE_BYTE_COUNTS => &counts,
-                    _ => continue,
-                };
-                *v = if bigtiff {
-                    Value::Long8(src.clone())
-                } else {
-                    // pos <= u32::MAX here, so every offset and count fits.
-                    Value::Long(src.iter().map(|&x| x as u32).collect())
-                };
-            }
+            dirs.set(n, tag::TILE_OFFSETS, format.offsets(offs)?)?;
+            dirs.set(n, tag::TILE_BYTE_COUNTS, format.offsets(counts)?)?;
         }
-        // Pass 2: serialise.
-        let first = ifd_offsets.first().copied().unwrap_or(0);
-        let mut head = Vec::with_capacity(data_start as usize);
-        head.extend_from_slice(b"II");
-        if bigtiff {
-            head.extend_from_slice(&43u16.to_le_bytes());
-            head.extend_from_slice(&8u16.to_le_bytes());
-            head.extend_from_slice(&0u16.to_le_bytes());
-            head.extend_from_slice(&first.to_le_bytes());
-        } else {
-            head.extend_from_slice(&42u16.to_le_bytes());
-            head.extend_from_slice(&(first as u32).to_le_bytes());
-        }
-        head.extend_from_slice(ghost);
-        let put_off = |head: &mut Vec<u8>, v: u64| {
-            if bigtiff {
-                head.extend_from_slice(&v.to_le_bytes());
-            } else {
-                head.extend_from_slice(&(v as u32).to_le_bytes());
-            }
-        };
-        for (n, entries) in full.iter().enumerate() {
-            head.resize(ifd_offsets[n] as usize, 0);
-            put_off_count(&mut head, entries.len() as u64, bigtiff);
-            for ((t, v), off) in entries.iter().zip(&value_offsets[n]) {
-                head.extend_from_slice(&t.to_le_bytes());
-                head.extend_from_slice(&v.type_code().to_le_bytes());
-                put_off(&mut head, v.count() as u64);
-                match off {
-                    Some(off) => put_off(&mut head, *off),
-                    None => {
-                        let mut field = Vec::with_capacity(8);
-                        v.put(&mut field);
-                        field.resize(inline as usize, 0);
-                        head.extend_from_slice(&field);
-                    }
-                }
-            }
-            put_off(&mut head, ifd_offsets.get(n + 1).copied().unwrap_or(0));
-            for ((_, v), off) in entries.iter().zip(&value_offsets[n]) {
-                if let Some(off) = off {
-                    head.resize(*off as usize, 0);
-                    v.put(&mut head);
-                }
-            }
-        }
-        if head.len() as u64 > data_start {
-            return Err(invalid(format!(
-                "internal layout error: header of {} bytes overruns data at {data_start}",
-                head.len()
-            )));
-        }
-        head.resize(data_start as usize, 0);
         Ok(Some(Self {
-            head,
+            head: dirs.serialize()?,
             data,
             leaders,
         }))
-    }
-}
-
-/// The IFD entry count: 2 bytes in classic TIFF, 8 in BigTIFF.
-pub(super) fn put_off_count(head: &mut Vec<u8>, n: u64, bigtiff: bool) {
-    if bigtiff {
-        head.extend_from_slice(&n.to_le_bytes());
-    } else {
-        head.extend_from_slice(&(n as u16).to_le_bytes());
     }
 }
 
@@ -381,10 +213,10 @@ pub(super) fn ifd_plans(spec: &CogSpec) -> Result<Vec<IfdPlan>, CogError> {
             Value::Short(vec![sample_format(spec.dtype); bands]),
         ));
         if let Some(nd) = spec.nodata {
-            e.push((tag::GDAL_NODATA, ascii(&nodata_text(nd))));
+            e.push((tag::GDAL_NODATA, Value::ascii(&nodata_text(nd))));
         }
         if level == 0 {
-            e.push((TAG_SOFTWARE, ascii(&spec.software)));
+            e.push((TAG_SOFTWARE, Value::ascii(&spec.software)));
             let g = &spec.geo;
             let geo: [(u16, Option<Value>); 6] = [
                 (
@@ -411,7 +243,7 @@ pub(super) fn ifd_plans(spec: &CogSpec) -> Result<Vec<IfdPlan>, CogError> {
             ];
             e.extend(geo.into_iter().filter_map(|(t, v)| v.map(|v| (t, v))));
             if let Some(md) = &spec.gdal_metadata {
-                e.push((tag::GDAL_METADATA, ascii(md)));
+                e.push((tag::GDAL_METADATA, Value::ascii(md)));
             }
         }
         out.push(IfdPlan {

@@ -37,8 +37,9 @@
 //! given, GDAL_NODATA on every image IFD; Software, the raw geo tags ([`RawGeoTags`]) and
 //! GDAL_METADATA on the full-resolution IFD only (as GDAL does).
 //!
-//! Files: `encode` (block and mask encoding), `layout` (TIFF values, IFD plans and the COG
-//! layout), this module (the assembler: spool, temporary file, rename).
+//! Files: `encode` (block and mask encoding), `layout` (IFD plans and the COG layout, written
+//! with the TIFF serializer `tiff_out` that the tile writer shares), this module (the
+//! assembler: spool, temporary file, rename).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -50,6 +51,7 @@ use thiserror::Error;
 
 use crate::geotags::RawGeoTags;
 use crate::header::tag;
+use crate::tiff_out::{ByteOrder, Directories, TiffFormat, Value};
 use crate::write::{nodata_text, sample_format};
 use crate::{CogError, Compression, Photometric, Predictor};
 mod encode;
@@ -63,6 +65,9 @@ pub use encode::{
 };
 #[allow(clippy::wildcard_imports)]
 use layout::*;
+
+/// COGs are little-endian: samples, TIFF structure and block leaders.
+const ORDER: ByteOrder = ByteOrder::Little;
 
 /// Errors of [`CogWriter`].
 #[derive(Debug, Error)]
@@ -529,7 +534,7 @@ impl CogWriter {
                     source,
                 })?;
             if plan.leaders {
-                out.write_all(&(buf.len() as u32).to_le_bytes())
+                out.write_all(&ORDER.bytes(buf.len() as u32))
                     .map_err(io_out)?;
                 pos += 4;
             }
