@@ -45,6 +45,59 @@ impl DataType {
         matches!(self, Self::F32 | Self::F64)
     }
 
+    /// Every type, smallest first (integers before a float of the same size): the order
+    /// [`Self::promote`] tries them in.
+    pub const ALL: [DataType; 8] = [
+        Self::U8,
+        Self::I8,
+        Self::U16,
+        Self::I16,
+        Self::U32,
+        Self::I32,
+        Self::F32,
+        Self::F64,
+    ];
+
+    /// True when every value of `other` is exactly a value of `self` (`int16` holds `uint8`,
+    /// `float32` holds integers of up to 24 bits, no integer type holds a float).
+    pub fn holds(self, other: DataType) -> bool {
+        match (self.is_float(), other.is_float()) {
+            _ if self == other => true,
+            (false, true) => false,
+            (true, true) => self.size_bytes() >= other.size_bytes(),
+            (true, false) => other.magnitude_bits() <= self.magnitude_bits(),
+            (false, false) => {
+                let ((lo, hi), (olo, ohi)) = (self.range(), other.range());
+                lo <= olo && ohi <= hi
+            }
+        }
+    }
+
+    /// The smallest type that holds every value of both `self` and `other` exactly (int16
+    /// and float32 → float32, uint8 and int8 → int16, uint16 and int16 → int32); float64 when
+    /// no smaller one does (int32 and float32, uint32 and int8).
+    pub fn promote(self, other: DataType) -> DataType {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.holds(self) && t.holds(other))
+            .unwrap_or(Self::F64)
+    }
+
+    /// Bits of magnitude an integer type needs, or a float type's significand holds exactly
+    /// (with the implicit bit).
+    fn magnitude_bits(self) -> u32 {
+        match self {
+            Self::U8 => 8,
+            Self::I8 => 7,
+            Self::U16 => 16,
+            Self::I16 => 15,
+            Self::U32 => 32,
+            Self::I32 => 31,
+            Self::F32 => f32::MANTISSA_DIGITS,
+            Self::F64 => f64::MANTISSA_DIGITS,
+        }
+    }
+
     /// Smallest and largest representable value, as f64.
     pub fn range(self) -> (f64, f64) {
         match self {
@@ -204,8 +257,82 @@ impl Samples {
         with_samples!(self, v => v.shrink_to_fit());
     }
 
+    /// The samples converted to `dtype` (through f64: exact when `dtype` holds this type,
+    /// see [`DataType::holds`]; otherwise rounded and saturated as [`Sample::from_f64`] does).
+    pub fn convert(&self, dtype: DataType) -> Samples {
+        fn to<T: Sample>(v: &[impl Sample]) -> Vec<T> {
+            v.iter().map(|x| T::from_f64(x.to_f64())).collect()
+        }
+        if dtype == self.dtype() {
+            return self.clone();
+        }
+        with_samples!(self, v => match dtype {
+            DataType::U8 => Samples::U8(to(v)),
+            DataType::I8 => Samples::I8(to(v)),
+            DataType::U16 => Samples::U16(to(v)),
+            DataType::I16 => Samples::I16(to(v)),
+            DataType::U32 => Samples::U32(to(v)),
+            DataType::I32 => Samples::I32(to(v)),
+            DataType::F32 => Samples::F32(to(v)),
+            DataType::F64 => Samples::F64(to(v)),
+        })
+    }
+
     /// Little-endian bytes of all samples (for `.npy` and GeoTIFF output).
     pub fn to_le_bytes(&self) -> Vec<u8> {
         with_samples!(self, v => v.iter().flat_map(|s| s.to_le_bytes()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DataType::*;
+
+    #[test]
+    fn promotion_takes_the_smallest_exact_type() {
+        let cases = [
+            (I16, F32, F32),
+            (U8, I8, I16),
+            (U8, U16, U16),
+            (U16, I16, I32),
+            (I8, U16, I32),
+            (U8, F32, F32),
+            (U16, F32, F32),
+            (I32, F32, F64),
+            (U32, I32, F64),
+            (U32, I8, F64),
+            (F32, F64, F64),
+            (I16, I16, I16),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(a.promote(b), want, "{a:?} + {b:?}");
+            assert_eq!(b.promote(a), want, "{b:?} + {a:?}");
+        }
+    }
+
+    #[test]
+    fn holds_is_exactness() {
+        assert!(I16.holds(U8));
+        assert!(!I16.holds(U16));
+        assert!(F32.holds(I16));
+        assert!(!F32.holds(I32));
+        assert!(F64.holds(U32));
+        assert!(!I32.holds(F32));
+        assert!(!U8.holds(I8));
+    }
+
+    #[test]
+    fn convert_is_exact_into_a_wider_type() {
+        let s = Samples::I16(vec![-32768, -1, 0, 32767]);
+        assert_eq!(
+            s.convert(F32),
+            Samples::F32(vec![-32768.0, -1.0, 0.0, 32767.0])
+        );
+        assert_eq!(s.convert(I16), s);
+        assert_eq!(
+            Samples::I8(vec![-128, 127]).convert(I16),
+            Samples::I16(vec![-128, 127])
+        );
     }
 }
