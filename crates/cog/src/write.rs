@@ -282,32 +282,23 @@ fn assemble(ifds: Vec<IfdPlan>) -> Result<Vec<u8>, CogError> {
     Ok(out)
 }
 
-/// Writes `raster` as a GeoTIFF in the CRS `epsg`, georeferenced by `transform` (GDAL order,
-/// pixel corners). Masked pixels get `nodata`; see the module docs for the layout.
+/// Writes `raster` as a GeoTIFF in the CRS `epsg`, georeferenced by its own grid
+/// ([`Raster::transform`]: GDAL order, pixel corners). Masked pixels get `nodata`; see the
+/// module docs for the layout.
 pub fn write_geotiff_tile(
     raster: &Raster,
-    transform: &GeoTransform,
     epsg: u32,
     nodata: Option<f64>,
 ) -> Result<Vec<u8>, CogError> {
-    let (w, h, bands) = (raster.width, raster.height, raster.bands);
-    let n = w
-        .checked_mul(h)
-        .ok_or_else(|| too_large(format!("{w}x{h} pixels")))?;
-    if n == 0 || bands == 0 {
+    let (w, h, bands) = (raster.width(), raster.height(), raster.bands());
+    if raster.pixel_count() == 0 {
         return Err(unsupported(format!(
             "empty raster ({w}x{h}, {bands} bands)"
         )));
     }
-    if n.checked_mul(bands) != Some(raster.samples.len()) || raster.mask.len() != n {
-        return Err(CogError::Malformed {
-            reason: format!(
-                "{w}x{h}x{bands} raster holds {} samples and a mask of {}",
-                raster.samples.len(),
-                raster.mask.len()
-            ),
-        });
-    }
+    let transform = raster
+        .transform()
+        .ok_or_else(|| unsupported("a raster without a grid (no geotransform)".into()))?;
     let dtype = raster.dtype();
     if let Some(nd) = nodata {
         if !nodata_fits(dtype, nd) {
@@ -324,7 +315,7 @@ pub fn write_geotiff_tile(
     let (width, height) = (to_u32(w, "width")?, to_u32(h, "height")?);
 
     let mut compressor = Compressor::new(CompressionLvl::default());
-    let raw = with_samples!(&raster.samples, v => planes(v, &raster.mask, bands, nodata));
+    let raw = with_samples!(raster.samples(), v => planes(v, raster.mask(), bands, nodata));
     let strips = raw
         .iter()
         .map(|p| deflate(&mut compressor, p))
@@ -371,8 +362,8 @@ pub fn write_geotiff_tile(
     }
     let mut ifds = vec![IfdPlan { entries, strips }];
 
-    if nodata.is_none() && raster.mask.contains(&0) {
-        let strip = deflate(&mut compressor, &mask_bits(&raster.mask, w))?;
+    if nodata.is_none() && raster.mask().contains(&0) {
+        let strip = deflate(&mut compressor, &mask_bits(raster.mask(), w))?;
         let strips = vec![strip];
         ifds.push(IfdPlan {
             entries: vec![

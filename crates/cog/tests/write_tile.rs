@@ -123,19 +123,13 @@ fn f32_raster() -> Raster {
     let values: Vec<f32> = (0..12u8).map(|i| f32::from(i) * 10.5 - 20.0).collect();
     let mut mask = vec![255u8; 12];
     mask[9] = 0;
-    Raster {
-        width: 4,
-        height: 3,
-        bands: 1,
-        samples: Samples::F32(values),
-        mask,
-    }
+    Raster::new(4, 3, 1, Samples::F32(values), mask).unwrap()
 }
 
 #[test]
 fn single_band_f32_geographic_structure() {
     let gt = GeoTransform::north_up(6.0, 50.0, 0.25, 0.125);
-    let tif = write_geotiff_tile(&f32_raster(), &gt, 4326, Some(-9999.0)).unwrap();
+    let tif = write_geotiff_tile(&f32_raster().with_transform(gt), 4326, Some(-9999.0)).unwrap();
     let ifd = read_ifd(&tif);
     assert_eq!(longs(&ifd[&256]), vec![4]);
     assert_eq!(longs(&ifd[&257]), vec![3]);
@@ -169,15 +163,16 @@ fn single_band_f32_geographic_structure() {
 
 #[test]
 fn projected_multiband_without_nodata_gets_internal_mask() {
-    let r = Raster {
-        width: 3,
-        height: 2,
-        bands: 2,
-        samples: Samples::U16(vec![1, 2, 3, 4, 5, 6, 100, 200, 300, 400, 500, 600]),
-        mask: vec![255, 255, 0, 255, 255, 255],
-    };
+    let r = Raster::new(
+        3,
+        2,
+        2,
+        Samples::U16(vec![1, 2, 3, 4, 5, 6, 100, 200, 300, 400, 500, 600]),
+        vec![255, 255, 0, 255, 255, 255],
+    )
+    .unwrap();
     let gt = GeoTransform::north_up(500_000.0, 4_000_000.0, 30.0, 30.0);
-    let tif = write_geotiff_tile(&r, &gt, 32618, None).unwrap();
+    let tif = write_geotiff_tile(&r.clone().with_transform(gt), 32618, None).unwrap();
     let ifds = read_ifds(&tif);
     assert_eq!(ifds.len(), 2, "image + mask");
     let ifd = &ifds[0];
@@ -227,8 +222,7 @@ fn large_float_nodata_is_written_exactly() {
     // The declared nodata of dem_3dep13_colorado_nad83_f32_cog.tif.
     let nd = -3.402_823_060_737_096_5e38;
     let tif = write_geotiff_tile(
-        &f32_raster(),
-        &GeoTransform::north_up(0.0, 0.0, 1.0, 1.0),
+        &f32_raster().with_transform(GeoTransform::north_up(0.0, 0.0, 1.0, 1.0)),
         4269,
         Some(nd),
     )
@@ -244,7 +238,7 @@ fn large_float_nodata_is_written_exactly() {
 fn south_up_grid_uses_model_transformation() {
     // Like odd_global_etopo120_southup_f32.tif: origin at the south edge, positive y step.
     let gt = GeoTransform([-180.0, 2.0, 0.0, -90.0, 0.0, 2.0]);
-    let tif = write_geotiff_tile(&f32_raster(), &gt, 4326, None).unwrap();
+    let tif = write_geotiff_tile(&f32_raster().with_transform(gt), 4326, None).unwrap();
     let ifd = &read_ifds(&tif)[0];
     assert!(!ifd.contains_key(&33550) && !ifd.contains_key(&33922));
     assert_eq!(
@@ -256,39 +250,33 @@ fn south_up_grid_uses_model_transformation() {
 #[test]
 fn rejects_what_it_cannot_write() {
     let gt = GeoTransform::north_up(0.0, 0.0, 1.0, 1.0);
-    let u8r = Raster {
-        width: 2,
-        height: 1,
-        bands: 1,
-        samples: Samples::U8(vec![1, 2]),
-        mask: vec![255, 0],
-    };
+    let u8r = Raster::new(2, 1, 1, Samples::U8(vec![1, 2]), vec![255, 0]).unwrap();
     for nd in [300.0, 1.5, -1.0, f64::NAN] {
         assert!(
             matches!(
-                write_geotiff_tile(&u8r, &gt, 4326, Some(nd)),
+                write_geotiff_tile(&u8r.clone().with_transform(gt), 4326, Some(nd)),
                 Err(CogError::Unsupported { .. })
             ),
             "nodata {nd} on u8"
         );
     }
-    assert!(write_geotiff_tile(&f32_raster(), &gt, 4326, Some(f64::NAN)).is_ok());
+    assert!(write_geotiff_tile(&f32_raster().with_transform(gt), 4326, Some(f64::NAN)).is_ok());
     assert!(
-        write_geotiff_tile(&u8r, &gt, 99_999_999, None).is_err(),
+        write_geotiff_tile(&u8r.clone().with_transform(gt), 99_999_999, None).is_err(),
         "unknown EPSG"
     );
     let flat = GeoTransform([0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
     assert!(
-        write_geotiff_tile(&u8r, &flat, 4326, None).is_err(),
+        write_geotiff_tile(&u8r.clone().with_transform(flat), 4326, None).is_err(),
         "singular transform"
     );
-    let broken = Raster {
-        mask: vec![255],
-        ..u8r.clone()
-    };
-    assert!(write_geotiff_tile(&broken, &gt, 4326, None).is_err());
-    let empty = Raster::empty(0, 0, 1, DataType::U8);
-    assert!(write_geotiff_tile(&empty, &gt, 4326, None).is_err());
+    assert!(
+        write_geotiff_tile(&u8r, 4326, None).is_err(),
+        "a raster without a grid"
+    );
+    // A raster whose mask or samples do not match its size cannot be made (`Raster::new`).
+    let empty = Raster::empty(0, 0, 1, DataType::U8).unwrap();
+    assert!(write_geotiff_tile(&empty.with_transform(gt), 4326, None).is_err());
 }
 
 /// Decodes every block of image `ifd` with our own reader and returns the band-sequential
@@ -320,7 +308,7 @@ fn read_back(tif: &[u8], header: &TiffHeader, ifd: &kiln_cog::ImageIfd) -> Sampl
 fn round_trips_through_our_header_parser_and_decoder() {
     // Nodata: georeferencing, CRS, nodata and pixels come back.
     let gt = GeoTransform::north_up(6.0, 50.0, 0.25, 0.125);
-    let tif = write_geotiff_tile(&f32_raster(), &gt, 4326, Some(-9999.0)).unwrap();
+    let tif = write_geotiff_tile(&f32_raster().with_transform(gt), 4326, Some(-9999.0)).unwrap();
     let header = TiffHeader::parse(&tif).unwrap();
     assert!(!header.big_endian && !header.bigtiff);
     assert_eq!(header.images.len(), 1);
@@ -338,15 +326,16 @@ fn round_trips_through_our_header_parser_and_decoder() {
     assert_eq!(read_back(&tif, &header, img), Samples::F32(want));
 
     // Internal mask, projected CRS, two planar bands.
-    let r = Raster {
-        width: 3,
-        height: 2,
-        bands: 2,
-        samples: Samples::U16(vec![1, 2, 3, 4, 5, 6, 100, 200, 300, 400, 500, 600]),
-        mask: vec![255, 255, 0, 255, 255, 255],
-    };
+    let r = Raster::new(
+        3,
+        2,
+        2,
+        Samples::U16(vec![1, 2, 3, 4, 5, 6, 100, 200, 300, 400, 500, 600]),
+        vec![255, 255, 0, 255, 255, 255],
+    )
+    .unwrap();
     let gt = GeoTransform::north_up(500_000.0, 4_000_000.0, 30.0, 30.0);
-    let tif = write_geotiff_tile(&r, &gt, 32618, None).unwrap();
+    let tif = write_geotiff_tile(&r.clone().with_transform(gt), 32618, None).unwrap();
     let header = TiffHeader::parse(&tif).unwrap();
     assert_eq!(header.images.len(), 1, "the mask is not an image");
     let img = &header.images[0];
@@ -356,16 +345,16 @@ fn round_trips_through_our_header_parser_and_decoder() {
     let georef = header.georef.as_ref().unwrap();
     assert_eq!(georef.transform, gt);
     assert_eq!(georef.crs.as_ref().unwrap().epsg, Some(32618));
-    assert_eq!(read_back(&tif, &header, img), r.samples);
+    assert_eq!(&read_back(&tif, &header, img), r.samples());
     let mask = header.masks[0].as_ref().expect("internal mask found");
     assert!(mask.is_mask());
     let (off, len) = mask.block_range(0).unwrap();
     let block = decode_block(&header, mask, 0, &tif[off as usize..(off + len) as usize]).unwrap();
-    assert_eq!(block.samples, Samples::U8(r.mask.clone()));
+    assert_eq!(block.samples, Samples::U8(r.mask().to_vec()));
 
     // South-up grids come back through ModelTransformation.
     let south_up = GeoTransform([-180.0, 2.0, 0.0, -90.0, 0.0, 2.0]);
-    let tif = write_geotiff_tile(&f32_raster(), &south_up, 4326, Some(0.5)).unwrap();
+    let tif = write_geotiff_tile(&f32_raster().with_transform(south_up), 4326, Some(0.5)).unwrap();
     let header = TiffHeader::parse(&tif).unwrap();
     assert_eq!(header.georef.unwrap().transform, south_up);
     assert_eq!(header.nodata, Some(0.5));
@@ -439,13 +428,7 @@ fn ramp(dtype: DataType) -> Raster {
     };
     let mut mask = vec![255; 20];
     mask[7] = 0;
-    Raster {
-        width: 5,
-        height: 4,
-        bands: 1,
-        samples,
-        mask,
-    }
+    Raster::new(5, 4, 1, samples, mask).unwrap()
 }
 
 #[test]
@@ -475,7 +458,7 @@ fn gdal_reads_tiles_like_the_catalog_files() {
         let dtype = dtype_from_gdal(entry["dtype"].as_str().unwrap()).unwrap();
         let nodata = entry["nodata"].as_f64();
         let raster = ramp(dtype);
-        let tif = write_geotiff_tile(&raster, &gt, epsg, nodata).unwrap();
+        let tif = write_geotiff_tile(&raster.clone().with_transform(gt), epsg, nodata).unwrap();
         let info = gdalinfo_json(&tif, file);
 
         assert_eq!(info["size"], serde_json::json!([5, 4]), "{file}");
@@ -567,16 +550,17 @@ fn gdal_reads_pixels_mask_and_nodata() {
         println!("SKIPPED gdal_reads_pixels_mask_and_nodata: gdalinfo not on PATH");
         return;
     }
-    let r = Raster {
-        width: 3,
-        height: 2,
-        bands: 2,
-        samples: Samples::I16(vec![-1, 2, 3, 4, 5, 6, 10, 20, 30, 40, 50, 60]),
-        mask: vec![255, 255, 0, 255, 255, 255],
-    };
+    let r = Raster::new(
+        3,
+        2,
+        2,
+        Samples::I16(vec![-1, 2, 3, 4, 5, 6, 10, 20, 30, 40, 50, 60]),
+        vec![255, 255, 0, 255, 255, 255],
+    )
+    .unwrap();
     let gt = GeoTransform::north_up(500_000.0, 4_000_000.0, 30.0, 30.0);
 
-    let masked = write_geotiff_tile(&r, &gt, 32618, None).unwrap();
+    let masked = write_geotiff_tile(&r.clone().with_transform(gt), 32618, None).unwrap();
     let b2 = gdal_pixels(&masked, "pixels-mask", "2");
     let values: Vec<f64> = b2.iter().map(|p| p.2).collect();
     assert_eq!(values, vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
@@ -588,7 +572,8 @@ fn gdal_reads_pixels_mask_and_nodata() {
         .collect();
     assert_eq!(mask, vec![255.0, 255.0, 0.0, 255.0, 255.0, 255.0]);
 
-    let with_nodata = write_geotiff_tile(&r, &gt, 32618, Some(-32768.0)).unwrap();
+    let with_nodata =
+        write_geotiff_tile(&r.clone().with_transform(gt), 32618, Some(-32768.0)).unwrap();
     let b1: Vec<f64> = gdal_pixels(&with_nodata, "pixels-nodata", "1")
         .iter()
         .map(|p| p.2)

@@ -21,4 +21,4 @@ pub use crs::Crs;
 pub use dtype::{DataType, Samples};
 pub use error::CoreError;
 pub use geo::{GeoBounds, GeoTransform};
-pub use raster::Raster;
+pub use raster::{PixelWindow, Planes, Raster};

@@ -446,13 +446,13 @@ impl OverviewReducer {
     /// and returns the destination rows they complete: a raster `dst_w` wide and 0 or more
     /// rows high, of the same bands and data type.
     pub fn push(&mut self, rows: &Raster) -> Result<Raster, CoreError> {
-        if rows.width != self.src_w || rows.bands != self.bands || rows.dtype() != self.dtype {
+        if rows.width() != self.src_w || rows.bands() != self.bands || rows.dtype() != self.dtype {
             return Err(CoreError::invalid(
                 "overview rows",
                 format!(
                     "got {} px wide, {} bands of {}; this level is {} px wide, {} bands of {}",
-                    rows.width,
-                    rows.bands,
+                    rows.width(),
+                    rows.bands(),
                     rows.dtype().name(),
                     self.src_w,
                     self.bands,
@@ -460,35 +460,24 @@ impl OverviewReducer {
                 ),
             ));
         }
-        let plane = rows.width * rows.height;
-        if rows.samples.len() != plane * rows.bands || rows.mask.len() != plane {
-            return Err(CoreError::invalid(
-                "overview rows",
-                format!(
-                    "{} samples and {} mask bytes for {}x{} px of {} bands",
-                    rows.samples.len(),
-                    rows.mask.len(),
-                    rows.width,
-                    rows.height,
-                    rows.bands
-                ),
-            ));
-        }
-        if self.rows_pushed + rows.height > self.src_h {
+        let plane = rows.pixel_count();
+        if self.rows_pushed + rows.height() > self.src_h {
             return Err(CoreError::invalid(
                 "overview rows",
                 format!(
                     "{} more rows after {} overflow the {}-row level",
-                    rows.height, self.rows_pushed, self.src_h
+                    rows.height(),
+                    self.rows_pushed,
+                    self.src_h
                 ),
             ));
         }
         let integer = integer_working_type(self.dtype);
         let mut out_values: Vec<f64> = Vec::new();
         let mut out_mask: Vec<u8> = Vec::new();
-        for r in 0..rows.height {
+        for r in 0..rows.height() {
             let mut values = Vec::with_capacity(self.src_w * self.bands);
-            with_samples!(&rows.samples, v => {
+            with_samples!(rows.samples(), v => {
                 for b in 0..self.bands {
                     let at = b * plane + r * self.src_w;
                     for s in &v[at..at + self.src_w] {
@@ -497,7 +486,7 @@ impl OverviewReducer {
                     }
                 }
             });
-            let mask = rows.mask[r * self.src_w..(r + 1) * self.src_w].to_vec();
+            let mask = rows.mask()[r * self.src_w..(r + 1) * self.src_w].to_vec();
             self.rows.push_back(Row { values, mask });
             self.rows_pushed += 1;
             self.max_buffered = self.max_buffered.max(self.rows.len());
@@ -505,13 +494,7 @@ impl OverviewReducer {
         }
         let height = out_mask.len() / self.dst_w;
         let samples = to_samples(self.dtype, &out_values, self.bands, self.dst_w, height);
-        Ok(Raster {
-            width: self.dst_w,
-            height,
-            bands: self.bands,
-            samples,
-            mask: out_mask,
-        })
+        Raster::new(self.dst_w, height, self.bands, samples, out_mask)
     }
 
     /// Computes every destination row whose source rows have all arrived, then drops the
@@ -868,9 +851,9 @@ pub fn reduce(
     options: OverviewOptions,
 ) -> Result<Raster, CoreError> {
     let mut r = OverviewReducer::new(
-        (raster.width, raster.height),
+        (raster.width(), raster.height()),
         dst,
-        raster.bands,
+        raster.bands(),
         raster.dtype(),
         options,
     )?;
@@ -890,31 +873,17 @@ mod tests {
                 v.push(f(x, y));
             }
         }
-        Raster {
-            width: w,
-            height: h,
-            bands: 1,
-            samples: Samples::U8(v),
-            mask: vec![255; w * h],
-        }
+        Raster::new(w, h, 1, Samples::U8(v), vec![255; w * h]).unwrap()
     }
 
     fn rows_of(r: &Raster, y0: usize, n: usize) -> Raster {
-        let plane = r.width * r.height;
-        let sub = with_samples!(&r.samples, v => {
-            let mut out = Vec::new();
-            for b in 0..r.bands {
-                out.extend_from_slice(&v[b * plane + y0 * r.width..b * plane + (y0 + n) * r.width]);
-            }
-            Samples::from(out)
-        });
-        Raster {
-            width: r.width,
+        r.crop(crate::PixelWindow {
+            col_off: 0,
+            row_off: y0,
+            width: r.width(),
             height: n,
-            bands: r.bands,
-            samples: sub,
-            mask: r.mask[y0 * r.width..(y0 + n) * r.width].to_vec(),
-        }
+        })
+        .unwrap()
     }
 
     #[test]
@@ -955,29 +924,29 @@ mod tests {
         )
         .unwrap();
         // (1+2+2+2+2)/4 = 1.75 -> 2; (10+10+11+10+2)/4 = 10.25 -> 10.
-        assert_eq!(out.samples, Samples::U8(vec![2, 10]));
+        assert_eq!(*out.samples(), Samples::U8(vec![2, 10]));
     }
 
     #[test]
     fn average_ignores_invalid_pixels() {
-        let mut r = raster_u8(2, 2, |x, y| [[100, 0], [0, 0]][y][x]);
-        r.mask = vec![255, 0, 0, 0];
+        let r = raster_u8(2, 2, |x, y| [[100, 0], [0, 0]][y][x]);
+        let r = r.with_mask(vec![255, 0, 0, 0]).unwrap();
         let mut o = OverviewOptions::new(OverviewResampling::Average);
         o.nodata = Some(0.0);
         o.has_mask = true;
         let out = reduce(&r, (1, 1), o).unwrap();
-        assert_eq!(out.samples, Samples::U8(vec![100]));
-        assert_eq!(out.mask, vec![255]);
-        r.mask = vec![0; 4];
+        assert_eq!(*out.samples(), Samples::U8(vec![100]));
+        assert_eq!(out.mask(), vec![255]);
+        let r = r.with_mask(vec![0; 4]).unwrap();
         let out = reduce(&r, (1, 1), o).unwrap();
-        assert_eq!(out.mask, vec![0]);
+        assert_eq!(out.mask(), vec![0]);
     }
 
     #[test]
     fn mode_tie_goes_to_first_to_reach_the_count() {
         let r = raster_u8(2, 2, |x, y| [[7, 3], [3, 7]][y][x]);
         let out = reduce(&r, (1, 1), OverviewOptions::new(OverviewResampling::Mode)).unwrap();
-        assert_eq!(out.samples, Samples::U8(vec![3]));
+        assert_eq!(*out.samples(), Samples::U8(vec![3]));
     }
 
     #[test]
@@ -995,16 +964,16 @@ mod tests {
                 let whole = reduce(&r, dst, opts).unwrap();
                 let mut red = OverviewReducer::new((w, h), dst, 1, DataType::U8, opts).unwrap();
                 let mut vals = Vec::new();
-                let mut mask = Vec::new();
+                let mut mask: Vec<u8> = Vec::new();
                 let mut y = 0;
                 let mut step = 1;
                 while y < h {
                     let n = step.min(h - y);
                     let out = red.push(&rows_of(&r, y, n)).unwrap();
-                    if let Samples::U8(v) = out.samples {
+                    if let Samples::U8(v) = out.samples() {
                         vals.extend(v);
                     }
-                    mask.extend(out.mask);
+                    mask.extend(out.mask());
                     y += n;
                     step = step % 3 + 1;
                     assert!(
@@ -1014,8 +983,8 @@ mod tests {
                     );
                 }
                 red.finish().unwrap();
-                assert_eq!(Samples::U8(vals), whole.samples, "{method:?} {w}x{h}");
-                assert_eq!(mask, whole.mask);
+                assert_eq!(&Samples::U8(vals), whole.samples(), "{method:?} {w}x{h}");
+                assert_eq!(mask, whole.mask());
                 // Row by row the reducer never holds more than the kernel height.
                 assert!(red.max_buffered_rows() <= 6, "{method:?}");
             }
@@ -1032,13 +1001,13 @@ mod tests {
         for y in 0..60 {
             let out = p.push(&rows_of(&r, y, 1)).unwrap();
             for (k, o) in out.iter().enumerate() {
-                got[k] += o.height;
+                got[k] += o.height();
             }
         }
         p.finish().unwrap();
         assert_eq!(got, [30, 15]);
         let l1 = reduce(&r, (50, 30), opts).unwrap();
         let l2 = reduce(&l1, (25, 15), opts).unwrap();
-        assert_eq!(l2.height, 15);
+        assert_eq!(l2.height(), 15);
     }
 }

@@ -25,6 +25,7 @@ use std::str::FromStr;
 use crate::crs::{Crs, Transformer};
 use crate::dtype::{Sample, Samples};
 use crate::geo::{GeoBounds, GeoTransform};
+pub use crate::raster::PixelWindow;
 use crate::raster::Raster;
 use crate::tms::{TileCoord, TileMatrixSet};
 use crate::CoreError;
@@ -127,24 +128,6 @@ impl GridSpec {
     /// Bounds of the grid in its CRS.
     pub fn bounds(&self) -> GeoBounds {
         self.transform.bounds(self.width, self.height)
-    }
-}
-
-/// A rectangle of source pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PixelWindow {
-    pub col_off: usize,
-    pub row_off: usize,
-    pub width: usize,
-    pub height: usize,
-}
-
-impl PixelWindow {
-    /// The geotransform of the window's pixel (0, 0), given the full grid's transform.
-    pub fn transform(&self, full: &GeoTransform) -> GeoTransform {
-        let (x, y) = full.apply(self.col_off as f64, self.row_off as f64);
-        let g = full.0;
-        GeoTransform([x, g[1], g[2], y, g[4], g[5]])
     }
 }
 
@@ -448,49 +431,62 @@ pub fn warp_with_options(
     )
 }
 
-/// Checks a warp's inputs and sets up its output raster (all invalid) and the row mapper
-/// from destination pixels to source pixels; the mapper is `None` when there is nothing to
-/// warp and the output is returned as it is.
+/// A warp's output buffers (all invalid zeros to begin with), made a raster on the
+/// destination grid by [`WarpOut::finish`].
+pub(super) struct WarpOut {
+    pub samples: Samples,
+    pub mask: Vec<u8>,
+    bands: usize,
+    grid: GridSpec,
+}
+
+impl WarpOut {
+    pub fn finish(self) -> Result<Raster, CoreError> {
+        let g = self.grid;
+        Ok(
+            Raster::new(g.width, g.height, self.bands, self.samples, self.mask)?
+                .with_transform(g.transform),
+        )
+    }
+}
+
+/// Checks a warp's output size and sets up its output buffers and the row mapper from
+/// destination pixels to source pixels; the mapper is `None` when there is nothing to warp
+/// and the output is finished as it is.
 pub(super) fn start_warp<'t>(
     src: &Raster,
     src_transform: &GeoTransform,
     dst_to_src: &'t Transformer,
     dst: &GridSpec,
-) -> Result<(Raster, Option<PixelMapper<'t>>), CoreError> {
-    let plane = src
-        .width
-        .checked_mul(src.height)
-        .ok_or_else(|| CoreError::invalid("raster", "source size overflows"))?;
-    if src.samples.len() != plane.saturating_mul(src.bands) || src.mask.len() != plane {
-        return Err(CoreError::invalid(
-            "raster",
-            format!(
-                "{}x{}x{} raster holds {} samples and a {}-byte mask",
-                src.width,
-                src.height,
-                src.bands,
-                src.samples.len(),
-                src.mask.len()
-            ),
-        ));
-    }
+) -> Result<(WarpOut, Option<PixelMapper<'t>>), CoreError> {
+    let plane = src.pixel_count();
     let dst_plane = dst
         .width
         .checked_mul(dst.height)
-        .filter(|&n| n.saturating_mul(src.bands.max(1)) <= MAX_WARP_PIXELS)
+        .filter(|&n| n.saturating_mul(src.bands()) <= MAX_WARP_PIXELS)
         .ok_or_else(|| CoreError::TooLarge {
             what: "warp output",
-            reason: format!("{}x{} pixels x {} bands", dst.width, dst.height, src.bands),
+            reason: format!(
+                "{}x{} pixels x {} bands",
+                dst.width,
+                dst.height,
+                src.bands()
+            ),
         })?;
-    let out = Raster::empty(dst.width, dst.height, src.bands, src.dtype());
-    if dst_plane == 0 || plane == 0 || src.bands == 0 {
+    let out = WarpOut {
+        samples: Samples::zeros(src.dtype(), dst_plane * src.bands()),
+        mask: vec![0; dst_plane],
+        bands: src.bands(),
+        grid: *dst,
+    };
+    if dst_plane == 0 || plane == 0 {
         return Ok((out, None));
     }
     let mapper = PixelMapper::new(
         &dst.transform,
         src_transform,
-        src.width,
-        src.height,
+        src.width(),
+        src.height(),
         dst_to_src,
     )
     .ok_or_else(|| CoreError::invalid("geotransform", "the source geotransform is singular"))?;
@@ -512,13 +508,13 @@ fn warp_with_transformer(
     }
     let (mut out, mapper) = start_warp(src, src_transform, dst_to_src, dst)?;
     let Some(mapper) = mapper else {
-        return Ok(out);
+        return out.finish();
     };
-    let plane = src.width * src.height;
+    let plane = src.width() * src.height();
     let view = SourceView {
-        width: src.width,
-        height: src.height,
-        mask: &src.mask,
+        width: src.width(),
+        height: src.height(),
+        mask: src.mask(),
     };
     let (x_scale, y_scale) = if resampling == Resampling::Nearest {
         (1.0, 1.0)
@@ -526,11 +522,11 @@ fn warp_with_transformer(
         kernel_scales(
             &mapper,
             dst,
-            src.width,
-            src.height,
+            src.width(),
+            src.height(),
             resampling,
             options.dst_alpha.then_some(options.level).map(|level| {
-                level.map_or((0.0, 0.0, src.width, src.height), |(w, lw, lh)| {
+                level.map_or((0.0, 0.0, src.width(), src.height()), |(w, lw, lh)| {
                     let offset = (w.col_off as f64, w.row_off as f64);
                     (offset.0, offset.1, lw, lh)
                 })
@@ -544,7 +540,7 @@ fn warp_with_transformer(
     };
     // `contains` is a vectorised scan; GDAL drops an all-valid mask the same way.
     let masked =
-        resampling != Resampling::Nearest && (band_masks.is_some() || src.mask.contains(&0));
+        resampling != Resampling::Nearest && (band_masks.is_some() || src.mask().contains(&0));
     let mut kernel = Kernel::new(resampling, x_scale, y_scale, masked);
     let copy = kernel.copies(&view);
     let mut job = RowJob {
@@ -552,7 +548,7 @@ fn warp_with_transformer(
         view,
         kernel: &mut kernel,
         copy,
-        bands: src.bands,
+        bands: src.bands(),
         plane,
         dst_width: dst.width,
         xs: vec![0.0; dst.width],
@@ -565,17 +561,17 @@ fn warp_with_transformer(
         nodata: nodata.unwrap_or(0.0),
         band_invalid: Vec::new(),
     };
-    let Raster { samples, mask, .. } = &mut out;
+    let WarpOut { samples, mask, .. } = &mut out;
     macro_rules! run {
         ($($v:ident),*) => {
-            match (&src.samples, samples) {
+            match (src.samples(), samples) {
                 $((Samples::$v(s), Samples::$v(d)) => job.run(s, d, mask),)*
                 _ => Err(CoreError::invalid("raster", "output type differs from input")),
             }
         };
     }
     run!(U8, I8, U16, I16, U32, I32, F32, F64)?;
-    Ok(out)
+    out.finish()
 }
 
 /// Per-row warp state: reusable buffers so that no pixel allocates.
@@ -753,14 +749,14 @@ impl RowJob<'_, '_> {
 /// mask, i.e. no band has a nodata sample at a pixel another band makes valid.
 fn band_masks(src: &Raster, plane: usize, nodata: f64) -> Option<Vec<Vec<u8>>> {
     let is_nodata = |v: f64| v == nodata || (nodata.is_nan() && v.is_nan());
-    crate::with_samples!(&src.samples, v => {
+    crate::with_samples!(src.samples(), v => {
         let mut any = false;
-        let mut out = Vec::with_capacity(src.bands);
-        for band in 0..src.bands {
+        let mut out = Vec::with_capacity(src.bands());
+        for band in 0..src.bands() {
             let values = v.get(band * plane..(band + 1) * plane)?;
             let m: Vec<u8> = values
                 .iter()
-                .zip(&src.mask)
+                .zip(src.mask())
                 .map(|(x, &valid)| {
                     if valid != 0 && !is_nodata(x.to_f64()) {
                         255
@@ -769,7 +765,7 @@ fn band_masks(src: &Raster, plane: usize, nodata: f64) -> Option<Vec<Vec<u8>>> {
                     }
                 })
                 .collect();
-            any |= m.iter().zip(&src.mask).any(|(&a, &b)| a != b);
+            any |= m.iter().zip(src.mask()).any(|(&a, &b)| a != b);
             out.push(m);
         }
         any.then_some(out)

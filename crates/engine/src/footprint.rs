@@ -157,7 +157,7 @@ impl CoarseMask {
                     let Some(wx) = x.checked_sub(win.col_off) else {
                         continue;
                     };
-                    let m = r.mask.get(wy * win.width + wx).copied().unwrap_or(0);
+                    let m = r.mask().get(wy * win.width + wx).copied().unwrap_or(0);
                     if let Some(c) = self.cells.get_mut(cy * self.width + cx) {
                         *c = u8::from(m != 0);
                     }

@@ -26,7 +26,7 @@ use kiln_core::crs::Transformer;
 use kiln_core::overview::{overview_sizes, OverviewOptions, OverviewPyramid, OverviewResampling};
 use kiln_core::warp::{GridSpec, PixelWindow, Resampling};
 use kiln_core::{Crs, GeoTransform};
-use kiln_core::{DataType, Raster, Samples};
+use kiln_core::{DataType, Raster};
 use rayon::prelude::*;
 
 use crate::header_fetch::fetch_geo_tags;
@@ -173,6 +173,8 @@ fn write_err(uri: &str, e: CogWriteError) -> EngineError {
 /// The decisions made before reading any pixel.
 struct Plan {
     spec: CogSpec,
+    /// The pixel-corner transform of level 0 (the warped grid's, or the source's).
+    transform: GeoTransform,
     /// Source bands read, 0-based, in output order.
     bands: Vec<usize>,
     resampling: OverviewResampling,
@@ -307,6 +309,7 @@ impl Plan {
         };
         Ok(Self {
             spec,
+            transform: warp.map_or(*src.transform(), |g| g.transform),
             bands,
             resampling,
             overview,
@@ -342,6 +345,30 @@ struct Strip {
     row0: usize,
     rows: Raster,
     filled: usize,
+    /// The level's pixel-corner transform.
+    transform: GeoTransform,
+}
+
+impl Strip {
+    /// An empty strip of `block` rows (or what is left of the level) at row `row0`, on the
+    /// level's grid.
+    fn rows_at(
+        &self,
+        row0: usize,
+        block: usize,
+        bands: usize,
+        dtype: DataType,
+    ) -> Result<Raster, Failure> {
+        let window = PixelWindow {
+            col_off: 0,
+            row_off: row0,
+            width: self.width,
+            height: block.min(self.height.saturating_sub(row0)),
+        };
+        Ok(Raster::empty(window.width, window.height, bands, dtype)
+            .map_err(Failure::Core)?
+            .with_transform(window.transform(&self.transform)))
+    }
 }
 
 /// Where finished rows go: one strip per level, cut into blocks and stored by the writer.
@@ -359,17 +386,26 @@ impl Sink {
     /// Appends rows to a level's strip, flushing every full (or final) strip.
     fn push_level(&mut self, level: usize, rows: &Raster) -> Result<(), Failure> {
         let mut taken = 0;
-        while taken < rows.height {
+        while taken < rows.height() {
             let (full, n) = {
                 let Some(strip) = self.strips.get_mut(level) else {
                     return Ok(());
                 };
-                let space = strip.rows.height - strip.filled;
-                let n = space.min(rows.height - taken);
-                copy_rows(&mut strip.rows, strip.filled, rows, taken, n);
+                let space = strip.rows.height() - strip.filled;
+                let n = space.min(rows.height() - taken);
+                let part = PixelWindow {
+                    col_off: 0,
+                    row_off: taken,
+                    width: rows.width(),
+                    height: n,
+                };
+                strip
+                    .rows
+                    .paste_part(rows, part, 0, strip.filled)
+                    .map_err(Failure::Core)?;
                 strip.filled += n;
                 let done = strip.row0 + strip.filled >= strip.height;
-                (strip.filled == strip.rows.height || done, n)
+                (strip.filled == strip.rows.height() || done, n)
             };
             taken += n;
             if full {
@@ -385,10 +421,12 @@ impl Sink {
         let Some(strip) = self.strips.get_mut(level) else {
             return Ok(());
         };
-        let rows = std::mem::replace(&mut strip.rows, Raster::empty(0, 0, 0, self.dtype));
         let height = strip.filled;
+        // The next strip: block rows, or what is left of the level.
+        let next = strip.rows_at(strip.row0 + height, block, self.bands, self.dtype)?;
+        let rows = std::mem::replace(&mut strip.rows, next);
         let strip_row = strip.row0 / block;
-        let (width, level_h) = (strip.width, strip.height);
+        let width = strip.width;
         strip.row0 += height;
         strip.filled = 0;
         let across = width.div_ceil(block);
@@ -400,9 +438,16 @@ impl Sink {
             .map(|col| {
                 let x0 = col * block;
                 let w = block.min(width - x0);
-                let tile = crop(&rows, x0, w, height);
+                let tile = rows
+                    .crop(PixelWindow {
+                        col_off: x0,
+                        row_off: 0,
+                        width: w,
+                        height,
+                    })
+                    .map_err(Failure::Core)?;
                 let data = BlockData {
-                    samples: &tile.samples,
+                    samples: tile.samples(),
                     layout: SampleLayout::BandSequential,
                     width: w,
                     height,
@@ -412,7 +457,7 @@ impl Sink {
                     .map_err(Failure::Encode)?;
                 let m = if mask {
                     Some(
-                        kiln_cog::encode_mask_block(&tile.mask, w, height, block, block, None)
+                        kiln_cog::encode_mask_block(tile.mask(), w, height, block, block, None)
                             .map_err(Failure::Encode)?,
                     )
                 } else {
@@ -431,13 +476,6 @@ impl Sink {
                 self.writer
                     .write_block(level, MaskOrImage::Mask, index, &m)
                     .map_err(Failure::Write)?;
-            }
-        }
-        // The next strip: block rows, or what is left of the level.
-        if let Some(strip) = self.strips.get_mut(level) {
-            let left = level_h.saturating_sub(strip.row0);
-            if left > 0 {
-                strip.rows = Raster::empty(width, block.min(left), bands, self.dtype);
             }
         }
         Ok(())
@@ -469,16 +507,20 @@ impl State {
         let bands = plan.bands.len();
         let pyramid = OverviewPyramid::new(&levels, bands, spec.dtype, plan.overview)?;
         let block = spec.block_size as usize;
-        let strips = levels
-            .iter()
-            .map(|&(w, h)| Strip {
+        let (w0, h0) = levels.first().copied().unwrap_or((0, 0));
+        let mut strips = Vec::with_capacity(levels.len());
+        for &(w, h) in &levels {
+            let transform = plan.transform.scaled(w0, h0, w, h);
+            let rows = Raster::empty(w, block.min(h), bands, spec.dtype)?.with_transform(transform);
+            strips.push(Strip {
                 width: w,
                 height: h,
                 row0: 0,
-                rows: Raster::empty(w, block.min(h), bands, spec.dtype),
+                rows,
                 filled: 0,
-            })
-            .collect();
+                transform,
+            });
+        }
         Ok(Self {
             sink: Sink {
                 writer,
@@ -512,14 +554,19 @@ impl State {
                     // push it anyway rather than lose rows.
                     self.rows_ready(&rows);
                 }
-                self.pending = Some((
-                    win.row_off,
-                    Raster::empty(width, win.height, self.sink.bands, self.sink.dtype),
-                    0,
-                ));
+                match self.level0_rows(win.row_off, win.height) {
+                    Ok(rows) => self.pending = Some((win.row_off, rows, 0)),
+                    Err(e) => {
+                        self.error = Some(e);
+                        return;
+                    }
+                }
             }
             if let Some((_, rows, filled)) = self.pending.as_mut() {
-                paste(rows, r, win.col_off);
+                if let Err(e) = rows.paste(r, win.col_off, 0) {
+                    self.error = Some(Failure::Core(e));
+                    return;
+                }
                 *filled += win.width;
                 if *filled >= width {
                     if let Some((_, rows, _)) = self.pending.take() {
@@ -531,6 +578,17 @@ impl State {
                 return;
             }
         }
+    }
+
+    /// Empty rows of level 0 from row `row0`, on its grid.
+    fn level0_rows(&self, row0: usize, height: usize) -> Result<Raster, Failure> {
+        let level0 = self.sink.strips.first().ok_or_else(|| {
+            Failure::Core(kiln_core::CoreError::invalid(
+                "levels",
+                "the COG has no levels",
+            ))
+        })?;
+        level0.rows_at(row0, height, self.sink.bands, self.sink.dtype)
     }
 
     /// Full-resolution rows, in order: into strip 0 and the overview cascade.
@@ -545,7 +603,7 @@ impl State {
         match overviews {
             Ok(levels) => {
                 for (k, out) in levels.iter().enumerate() {
-                    if out.height > 0 {
+                    if out.height() > 0 {
                         if let Err(e) = self.sink.push_level(k + 1, out) {
                             self.error = Some(e);
                             return;
@@ -558,7 +616,7 @@ impl State {
                 return;
             }
         }
-        self.rows_done += rows.height as u64;
+        self.rows_done += rows.height() as u64;
         if let (Some(p), Some(s)) = (&self.progress, self.sink.strips.first()) {
             p(OptimizeProgress::Rows {
                 done: self.rows_done,
@@ -700,18 +758,23 @@ async fn warp_rows(
             });
         }
         let blocks = futures_util::future::try_join_all(reads).await?;
-        let (width, nb, dtype) = (grid.width, plan.bands.len(), plan.spec.dtype);
         state = engine
             .pool()
             .run(move || {
-                let mut rows = Raster::empty(width, rh, nb, dtype);
-                for (col0, mut r) in blocks {
-                    if let Some(nd) = nodata {
-                        fill_invalid(&mut r, nd);
+                let rows = state.level0_rows(row0, rh).and_then(|mut rows| {
+                    for (col0, mut r) in blocks {
+                        if let Some(nd) = nodata {
+                            // Pixels outside the source get the nodata value.
+                            r.fill_invalid(nd);
+                        }
+                        rows.paste(&r, col0, 0).map_err(Failure::Core)?;
                     }
-                    paste(&mut rows, &r, col0);
+                    Ok(rows)
+                });
+                match rows {
+                    Ok(rows) => state.rows_ready(&rows),
+                    Err(e) => state.error = Some(e),
                 }
-                state.rows_ready(&rows);
                 state
             })
             .await?;
@@ -720,103 +783,4 @@ async fn warp_rows(
         }
     }
     Ok(state)
-}
-
-/// Sets every sample of an invalid pixel to `nodata`.
-fn fill_invalid(r: &mut Raster, nodata: f64) {
-    let plane = r.width * r.height;
-    let mask = &r.mask;
-    kiln_core::with_samples!(&mut r.samples, v => {
-        let value = kiln_core::dtype::Sample::from_f64(nodata);
-        for (i, s) in v.iter_mut().enumerate() {
-            if mask.get(i % plane.max(1)).is_some_and(|&m| m == 0) {
-                *s = value;
-            }
-        }
-    });
-}
-
-/// Pastes `src` into `dst` at column `x0` (same bands, type and height).
-fn paste(dst: &mut Raster, src: &Raster, x0: usize) {
-    let (dw, dh, sw, sh) = (dst.width, dst.height, src.width, src.height);
-    let h = sh.min(dh);
-    let w = sw.min(dw.saturating_sub(x0));
-    macro_rules! go {
-        ($($v:ident),*) => {
-            match (&mut dst.samples, &src.samples) {
-                $((Samples::$v(d), Samples::$v(s)) => {
-                    for b in 0..src.bands.min(dst.bands) {
-                        for y in 0..h {
-                            let so = b * sw * sh + y * sw;
-                            let dof = b * dw * dh + y * dw + x0;
-                            d[dof..dof + w].copy_from_slice(&s[so..so + w]);
-                        }
-                    }
-                })*
-                _ => {}
-            }
-        };
-    }
-    go!(U8, I8, U16, I16, U32, I32, F32, F64);
-    for y in 0..h {
-        let so = y * sw;
-        let dof = y * dw + x0;
-        dst.mask[dof..dof + w].copy_from_slice(&src.mask[so..so + w]);
-    }
-}
-
-/// Copies `n` rows of `src` from row `from` into `dst` at row `at` (same width and bands).
-fn copy_rows(dst: &mut Raster, at: usize, src: &Raster, from: usize, n: usize) {
-    let w = dst.width.min(src.width);
-    let (dh, sh) = (dst.height, src.height);
-    macro_rules! go {
-        ($($v:ident),*) => {
-            match (&mut dst.samples, &src.samples) {
-                $((Samples::$v(d), Samples::$v(s)) => {
-                    for b in 0..src.bands.min(dst.bands) {
-                        let so = b * src.width * sh + from * src.width;
-                        let dof = b * dst.width * dh + at * dst.width;
-                        d[dof..dof + n * w].copy_from_slice(&s[so..so + n * w]);
-                    }
-                })*
-                _ => {}
-            }
-        };
-    }
-    go!(U8, I8, U16, I16, U32, I32, F32, F64);
-    let (so, dof) = (from * src.width, at * dst.width);
-    dst.mask[dof..dof + n * w].copy_from_slice(&src.mask[so..so + n * w]);
-}
-
-/// Columns `x0..x0 + w` of the first `h` rows of `src`.
-fn crop(src: &Raster, x0: usize, w: usize, h: usize) -> Raster {
-    let (sw, sh) = (src.width, src.height);
-    macro_rules! go {
-        ($($v:ident),*) => {
-            match &src.samples {
-                $(Samples::$v(s) => {
-                    let mut out = Vec::with_capacity(w * h * src.bands);
-                    for b in 0..src.bands {
-                        for y in 0..h {
-                            let o = b * sw * sh + y * sw + x0;
-                            out.extend_from_slice(&s[o..o + w]);
-                        }
-                    }
-                    Samples::$v(out)
-                })*
-            }
-        };
-    }
-    let samples = go!(U8, I8, U16, I16, U32, I32, F32, F64);
-    let mut mask = Vec::with_capacity(w * h);
-    for y in 0..h {
-        mask.extend_from_slice(&src.mask[y * sw + x0..y * sw + x0 + w]);
-    }
-    Raster {
-        width: w,
-        height: h,
-        bands: src.bands,
-        samples,
-        mask,
-    }
 }

@@ -195,7 +195,6 @@ impl Engine {
         values: Raster,
     ) -> Result<Vec<u8>, EngineError> {
         let encoding = resolve_encoding(req, &values)?;
-        let grid = self.area_grid(&req.area)?;
         let source = req
             .layers
             .first()
@@ -203,7 +202,7 @@ impl Engine {
             .cloned()
             .ok_or_else(|| EngineError::bad_request("sources", "nothing to read"))?;
         self.pool()
-            .run(move || encode_sync(&source, &values, &grid.transform, &encoding))
+            .run(move || encode_sync(&source, &values, &encoding))
             .await?
     }
 
@@ -283,12 +282,12 @@ impl Engine {
         let raster = self
             .read_grid(sources, &grid, None, Resampling::Nearest)
             .await?;
-        if raster.mask.first().is_none_or(|&m| m == 0) {
+        if raster.mask().first().is_none_or(|&m| m == 0) {
             return Ok(None);
         }
         Ok(Some(
-            (0..raster.bands)
-                .map(|b| raster.samples.get_f64(b))
+            (0..raster.bands())
+                .map(|b| raster.samples().get_f64(b))
                 .collect(),
         ))
     }
@@ -315,14 +314,14 @@ pub fn check_lonlat(lon: f64, lat: f64) -> Result<(), EngineError> {
 /// Resolves the product's stretch ranges against the layers' statistics.
 fn resolve_encoding(req: &RenderRequest, values: &Raster) -> Result<Encoding, EngineError> {
     let need = |n: usize, what: &str| -> Result<(), EngineError> {
-        if values.bands == n {
+        if values.bands() == n {
             Ok(())
         } else {
             Err(EngineError::bad_request(
                 "bands",
                 format!(
                     "{what} needs {n} band(s), the request reads {}",
-                    values.bands
+                    values.bands()
                 ),
             ))
         }
@@ -385,25 +384,25 @@ fn evaluate(
     variables: &[usize],
     raster: &Raster,
 ) -> Result<Raster, EngineError> {
-    if variables.len() != raster.bands {
+    if variables.len() != raster.bands() {
         return Err(EngineError::bad_request(
             "expression",
             format!(
                 "{} variable(s) named, {} band(s) read",
                 variables.len(),
-                raster.bands
+                raster.bands()
             ),
         ));
     }
     let n = raster.pixel_count();
-    let planes: Vec<Vec<f64>> = (0..raster.bands)
+    let planes: Vec<Vec<f64>> = (0..raster.bands())
         .map(|b| {
             (0..n)
                 .map(|i| {
-                    if raster.mask[i] == 0 {
+                    if raster.mask()[i] == 0 {
                         f64::NAN
                     } else {
-                        raster.samples.get_f64(b * n + i)
+                        raster.samples().get_f64(b * n + i)
                     }
                 })
                 .collect()
@@ -424,19 +423,25 @@ fn evaluate(
         .iter()
         .map(|v| if v.is_finite() { 255 } else { 0 })
         .collect();
-    Ok(Raster {
-        width: raster.width,
-        height: raster.height,
-        bands: 1,
-        samples: Samples::F64(result),
+    let out = Raster::new(
+        raster.width(),
+        raster.height(),
+        1,
+        Samples::F64(result),
         mask,
+    )
+    .map_err(|e| EngineError::Internal {
+        reason: format!("expression result: {e}"),
+    })?;
+    Ok(match raster.transform() {
+        Some(t) => out.with_transform(*t),
+        None => out,
     })
 }
 
 fn encode_sync(
     source: &OpenSource,
     raster: &Raster,
-    transform: &GeoTransform,
     encoding: &Encoding,
 ) -> Result<Vec<u8>, EngineError> {
     let uri = source.uri();
@@ -444,13 +449,8 @@ fn encode_sync(
     let (image, format, quality) = match encoding {
         Encoding::Raw(RawFormat::Npy) => return product::encode_npy(raster).map_err(core_err),
         Encoding::Raw(RawFormat::GeoTiff) => {
-            return kiln_cog::write::write_geotiff_tile(
-                raster,
-                transform,
-                3857,
-                source.header().nodata,
-            )
-            .map_err(|e| EngineError::from_cog(uri, e))
+            return kiln_cog::write::write_geotiff_tile(raster, 3857, source.header().nodata)
+                .map_err(|e| EngineError::from_cog(uri, e))
         }
         Encoding::Single {
             stretch,
@@ -476,7 +476,7 @@ fn encode_sync(
     let quality = Quality::new(quality).map_err(core_err)?;
     match image {
         Rendered::Indexed { indices, palette } if format == ImageFormat::Png => {
-            product::encode_png_indexed(raster.width, raster.height, &indices, &palette)
+            product::encode_png_indexed(raster.width(), raster.height(), &indices, &palette)
                 .map_err(core_err)
         }
         Rendered::Indexed { indices, palette } => {
@@ -486,7 +486,7 @@ fn encode_sync(
             for &i in &indices {
                 rgba.extend_from_slice(entries.get(usize::from(i)).unwrap_or(&[0, 0, 0, 0]));
             }
-            Image8::new(raster.width, raster.height, PixelLayout::Rgba, rgba)
+            Image8::new(raster.width(), raster.height(), PixelLayout::Rgba, rgba)
                 .and_then(|img| img.encode(format, quality))
                 .map_err(core_err)
         }
@@ -541,22 +541,22 @@ fn single_band_image(
                 })
                 .collect();
             entries.resize(256, [0, 0, 0, 255]);
-            let idx: Vec<u8> = match &raster.samples {
+            let idx: Vec<u8> = match raster.samples() {
                 kiln_core::Samples::U8(v) => v.clone(),
                 _ => Vec::new(),
             };
             // Masked pixels need a transparent entry: use one the data does not use, if any.
             let used: std::collections::HashSet<u8> = idx
                 .iter()
-                .zip(&raster.mask)
+                .zip(raster.mask())
                 .filter(|(_, &m)| m != 0)
                 .map(|(&i, _)| i)
                 .collect();
             let idx = match (0..=255u8).find(|i| !used.contains(i)) {
-                Some(t) if raster.mask.contains(&0) => {
+                Some(t) if raster.mask().contains(&0) => {
                     entries[usize::from(t)] = [0, 0, 0, 0];
                     idx.iter()
-                        .zip(&raster.mask)
+                        .zip(raster.mask())
                         .map(|(&i, &m)| if m == 0 { t } else { i })
                         .collect()
                 }
@@ -591,12 +591,12 @@ fn stretch_for(
         return Stretch::new(0.0, 255.0);
     }
     let plane = raster.pixel_count();
-    let bands: Vec<usize> = band.map_or_else(|| (0..raster.bands).collect(), |b| vec![b]);
+    let bands: Vec<usize> = band.map_or_else(|| (0..raster.bands()).collect(), |b| vec![b]);
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for b in bands {
         for i in 0..plane {
-            if raster.mask[i] != 0 {
-                let v = raster.samples.get_f64(b * plane + i);
+            if raster.mask()[i] != 0 {
+                let v = raster.samples().get_f64(b * plane + i);
                 if v.is_finite() {
                     lo = lo.min(v);
                     hi = hi.max(v);

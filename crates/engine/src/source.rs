@@ -10,7 +10,7 @@ use kiln_cog::decode::{decode_block, sparse_block, Block};
 use kiln_cog::{ImageIfd, TiffHeader};
 use kiln_core::tms::{TileCoord, TileMatrixSet};
 use kiln_core::warp::{self, GridSpec, Reprojection, Resampling};
-use kiln_core::{Crs, GeoTransform, Raster};
+use kiln_core::{Crs, DataType, GeoTransform, Raster};
 use kiln_storage::{ByteRange, ByteSource, SourceIdentity};
 
 use crate::header_fetch::fetch_header;
@@ -88,6 +88,20 @@ impl OpenSource {
 
     pub fn crs(&self) -> &Crs {
         &self.crs
+    }
+
+    /// The pixel-corner transform of image `level` (0 = full resolution).
+    pub(crate) fn level_transform(&self, level: usize) -> GeoTransform {
+        let images = &self.header.images;
+        match (images.first(), images.get(level)) {
+            (Some(full), Some(ifd)) => self.transform.scaled(
+                full.width as usize,
+                full.height as usize,
+                ifd.width as usize,
+                ifd.height as usize,
+            ),
+            _ => self.transform,
+        }
     }
 
     /// 0-based index of the alpha band, if the file has one.
@@ -303,6 +317,13 @@ impl Engine {
                 ),
             ));
         }
+        // Every tile of a request has one type, whichever sources it touches: the smallest
+        // that holds every source's values exactly.
+        let dtype = sources
+            .iter()
+            .map(|s| s.header.images[0].dtype)
+            .reduce(DataType::promote)
+            .unwrap_or(DataType::U8);
         let mut out: Option<Raster> = None;
         for src in sources {
             let Some(r) = self
@@ -311,27 +332,34 @@ impl Engine {
             else {
                 continue;
             };
-            out = Some(match out {
+            let acc = match out.take() {
                 None => r,
-                Some(acc) => composite(acc, &r, src.uri())?,
-            });
-            if out.as_ref().is_some_and(|r| r.mask.iter().all(|&m| m != 0)) {
+                Some(acc) => acc
+                    .composite_over(&r)
+                    .map_err(|e| EngineError::Unsupported {
+                        uri: src.uri().to_string(),
+                        reason: e.to_string(),
+                        cause: Some(Arc::new(e)),
+                    })?,
+            };
+            let full = acc.is_fully_valid();
+            out = Some(acc);
+            if full {
                 break;
             }
         }
         match out {
-            Some(r) => Ok(r),
+            Some(r) => Ok(r.convert(dtype)),
             None => {
-                let (nb, dtype) = match sources.first() {
-                    Some(s) => (
-                        bands
-                            .as_ref()
-                            .map_or_else(|| s.default_bands().len(), Vec::len),
-                        s.header.images[0].dtype,
-                    ),
-                    None => (1, kiln_core::DataType::U8),
+                let nb = match sources.first() {
+                    Some(s) => bands
+                        .as_ref()
+                        .map_or_else(|| s.default_bands().len(), Vec::len),
+                    None => 1,
                 };
-                Ok(Raster::empty(grid.width, grid.height, nb, dtype))
+                let empty = Raster::empty(grid.width, grid.height, nb, dtype)
+                    .map_err(|e| EngineError::bad_request("bands", e.to_string()))?;
+                Ok(empty.with_transform(grid.transform))
             }
         }
     }
@@ -380,19 +408,13 @@ impl Engine {
             .inner
             .pool
             .run(move || {
-                let window = assemble(&src2.header, &plan, &blocks)?;
+                let window = assemble(
+                    &src2.header,
+                    &plan,
+                    &blocks,
+                    &src2.level_transform(plan.level),
+                )?;
                 let ifd = &src2.header.images[plan.level];
-                let level_tf = src2.transform.scaled(
-                    src2.header.images[0].width as usize,
-                    src2.header.images[0].height as usize,
-                    ifd.width as usize,
-                    ifd.height as usize,
-                );
-                let (wx, wy) =
-                    level_tf.apply(plan.window.col_off as f64, plan.window.row_off as f64);
-                let mut win_tf = level_tf;
-                win_tf.0[0] = wx;
-                win_tf.0[3] = wy;
                 // A source already in the tile CRS is read by rio-tiler without a warp, with
                 // RasterIO's resampling, which leaves each band's own nodata samples out of
                 // that band's kernel; GDAL's warper (every other source) uses the dataset mask.
@@ -409,7 +431,9 @@ impl Engine {
                 warp::warp_with_options(
                     &src2.to_tiles,
                     &window,
-                    &win_tf,
+                    window.transform().ok_or_else(|| EngineError::Internal {
+                        reason: "an assembled window has no grid".into(),
+                    })?,
                     &grid2,
                     resampling,
                     options,
@@ -599,9 +623,7 @@ fn plan_window(
         .get(level)
         .copied()
         .unwrap_or((full.width as usize, full.height as usize));
-    let level_tf = src
-        .transform
-        .scaled(full.width as usize, full.height as usize, lw, lh);
+    let level_tf = src.level_transform(level);
     let window = warp::warp_source_window(&src.to_tiles, grid, &level_tf, lw, lh, resampling)
         .map_err(|e| EngineError::from_core(src.uri(), e))?;
     Ok(window.map(|window| WindowPlan {
@@ -610,41 +632,4 @@ fn plan_window(
         bands,
         mask: src.mask_rule(),
     }))
-}
-
-/// Fills the invalid pixels of `acc` from `next` (same size, bands and type required).
-fn composite(mut acc: Raster, next: &Raster, uri: &str) -> Result<Raster, EngineError> {
-    if acc.bands != next.bands || acc.dtype() != next.dtype() {
-        return Err(EngineError::Unsupported {
-            uri: uri.to_string(),
-            reason: format!(
-                "cannot composite {} bands of {} over {} bands of {}",
-                next.bands,
-                next.dtype().name(),
-                acc.bands,
-                acc.dtype().name()
-            ),
-            cause: None,
-        });
-    }
-    let plane = acc.pixel_count();
-    let bands = acc.bands;
-    let fill: Vec<usize> = (0..plane)
-        .filter(|&i| acc.mask[i] == 0 && next.mask[i] != 0)
-        .collect();
-    kiln_core::with_samples!(&mut acc.samples, a => {
-        kiln_core::with_samples!(&next.samples, n => {
-            for b in 0..bands {
-                for &i in &fill {
-                    if let Some(v) = n.get(b * plane + i).map(|x| kiln_core::dtype::Sample::to_f64(*x)) {
-                        a[b * plane + i] = kiln_core::dtype::Sample::from_f64(v);
-                    }
-                }
-            }
-        })
-    });
-    for &i in &fill {
-        acc.mask[i] = 255;
-    }
-    Ok(acc)
 }

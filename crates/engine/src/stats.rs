@@ -143,11 +143,6 @@ fn stats_level(header: &TiffHeader, max_pixels: Option<u64>) -> usize {
         .unwrap_or(header.images.len().saturating_sub(1))
 }
 
-/// Decoded bytes of a window raster, for the memory counter.
-fn raster_bytes(r: &Raster) -> usize {
-    r.samples.size_bytes().saturating_add(r.mask.len())
-}
-
 /// Scans image `level` of `src` in block windows: each window is assembled (bands `bands`
 /// plus the validity mask) and batches of windows (with their positions in the level) are
 /// passed, in block order, to `fold` on the
@@ -173,6 +168,7 @@ where
             reason: format!("level {level} missing"),
         })?;
     let mask = src.mask_rule();
+    let level_tf = src.level_transform(level);
     let (bw, bh) = (
         ifd.block_width.max(1) as usize,
         ifd.block_height.max(1) as usize,
@@ -249,9 +245,9 @@ where
                 let block_bytes: usize = blocks.values().map(|b| b.samples.size_bytes()).sum();
                 let rasters = batch
                     .par_iter()
-                    .map(|p| assemble(&header2, p, &blocks))
+                    .map(|p| assemble(&header2, p, &blocks, &level_tf))
                     .collect::<Result<Vec<_>, _>>()?;
-                let held = block_bytes + rasters.iter().map(raster_bytes).sum::<usize>();
+                let held = block_bytes + rasters.iter().map(Raster::size_bytes).sum::<usize>();
                 drop(blocks);
                 if let Some(a) = a.as_mut() {
                     let wins: Vec<PixelWindow> = batch.iter().map(|p| p.window).collect();
@@ -295,11 +291,11 @@ fn decode(
 
 /// Calls `f(band, value)` for every valid, non-NaN sample of a window raster.
 fn for_each_valid(r: &Raster, mut f: impl FnMut(usize, f64)) {
-    let plane = r.width * r.height;
-    kiln_core::with_samples!(&r.samples, v => {
-        for b in 0..r.bands {
+    let plane = r.width() * r.height();
+    kiln_core::with_samples!(r.samples(), v => {
+        for b in 0..r.bands() {
             let Some(band) = v.get(b * plane..(b + 1) * plane) else { continue };
-            for (x, &m) in band.iter().zip(&r.mask) {
+            for (x, &m) in band.iter().zip(r.mask()) {
                 if m != 0 {
                     let x = x.to_f64();
                     if !x.is_nan() {
@@ -312,7 +308,7 @@ fn for_each_valid(r: &Raster, mut f: impl FnMut(usize, f64)) {
 }
 
 fn valid_in(r: &Raster) -> u64 {
-    r.mask.iter().filter(|&&m| m != 0).count() as u64
+    r.mask().iter().filter(|&&m| m != 0).count() as u64
 }
 
 /// Full histograms of 8/16-bit integer bands (index = value + 32768).
@@ -472,7 +468,7 @@ impl MomentAcc {
         for r in rasters {
             self.valid += valid_in(r);
             // Two passes over the window (it is in memory): its mean, then squared deviations.
-            let mut sums = vec![(0u64, 0.0f64, f64::INFINITY, f64::NEG_INFINITY); r.bands];
+            let mut sums = vec![(0u64, 0.0f64, f64::INFINITY, f64::NEG_INFINITY); r.bands()];
             for_each_valid(r, |b, x| {
                 if let Some(s) = sums.get_mut(b) {
                     s.0 += 1;
@@ -485,7 +481,7 @@ impl MomentAcc {
                 .iter()
                 .map(|s| if s.0 == 0 { 0.0 } else { s.1 / s.0 as f64 })
                 .collect();
-            let mut m2 = vec![0.0f64; r.bands];
+            let mut m2 = vec![0.0f64; r.bands()];
             for_each_valid(r, |b, x| {
                 if let (Some(m), Some(acc)) = (means.get(b), m2.get_mut(b)) {
                     *acc += (x - m) * (x - m);

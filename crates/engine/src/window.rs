@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use kiln_cog::decode::Block;
 use kiln_cog::{ImageIfd, Planar, TiffHeader};
-use kiln_core::dtype::Sample;
-use kiln_core::warp::PixelWindow;
-use kiln_core::{Raster, Samples};
+use kiln_core::{GeoTransform, PixelWindow, Planes, Raster};
 
 use crate::EngineError;
 
@@ -116,60 +114,37 @@ fn blocks_in_window(ifd: &ImageIfd, w: &PixelWindow, plane: usize) -> Vec<usize>
     v
 }
 
-/// Copies the part of `block` (block column/row `bc`,`br` of an image with blocks `bw` x `bh`)
-/// that overlaps `win` into `dst` (band `dst_band` of a band-sequential window buffer), taking
-/// band `src_band` of the block.
-#[allow(clippy::too_many_arguments)]
-fn copy_block<T: Sample>(
-    dst: &mut [T],
+/// The part of a block (`block_w` x `block_h`, its corner at `origin` in the level) that
+/// overlaps `win`: the part in block pixels and where it goes in the window, or `None`.
+fn overlap(
     win: &PixelWindow,
-    dst_band: usize,
-    block: &[T],
-    block_w: usize,
-    block_h: usize,
-    src_band: usize,
+    (block_w, block_h): (usize, usize),
     origin: (usize, usize),
-) {
+) -> Option<(PixelWindow, (usize, usize))> {
     let (bx0, by0) = origin;
     let x0 = win.col_off.max(bx0);
     let x1 = (win.col_off + win.width).min(bx0 + block_w);
     let y0 = win.row_off.max(by0);
     let y1 = (win.row_off + win.height).min(by0 + block_h);
     if x0 >= x1 || y0 >= y1 {
-        return;
+        return None;
     }
-    let plane = win.width * win.height;
-    let n = x1 - x0;
-    for y in y0..y1 {
-        let s = src_band * block_w * block_h + (y - by0) * block_w + (x0 - bx0);
-        let d = dst_band * plane + (y - win.row_off) * win.width + (x0 - win.col_off);
-        if let (Some(src), Some(out)) = (block.get(s..s + n), dst.get_mut(d..d + n)) {
-            out.copy_from_slice(src);
-        }
-    }
-}
-
-macro_rules! same_type {
-    ($a:expr, $b:expr, |$x:ident, $y:ident| $body:expr, $otherwise:expr) => {
-        match ($a, $b) {
-            (Samples::U8($x), Samples::U8($y)) => $body,
-            (Samples::I8($x), Samples::I8($y)) => $body,
-            (Samples::U16($x), Samples::U16($y)) => $body,
-            (Samples::I16($x), Samples::I16($y)) => $body,
-            (Samples::U32($x), Samples::U32($y)) => $body,
-            (Samples::I32($x), Samples::I32($y)) => $body,
-            (Samples::F32($x), Samples::F32($y)) => $body,
-            (Samples::F64($x), Samples::F64($y)) => $body,
-            _ => $otherwise,
-        }
+    let part = PixelWindow {
+        col_off: x0 - bx0,
+        row_off: y0 - by0,
+        width: x1 - x0,
+        height: y1 - y0,
     };
+    Some((part, (x0 - win.col_off, y0 - win.row_off)))
 }
 
-/// Builds the window raster (bands of `plan.bands` + mask) from decoded blocks.
+/// Builds the window raster (bands of `plan.bands` + mask) from decoded blocks, on the
+/// window's grid in the level whose transform is `level_transform`.
 pub(crate) fn assemble(
     header: &TiffHeader,
     plan: &WindowPlan,
     blocks: &HashMap<BlockId, Arc<Block>>,
+    level_transform: &GeoTransform,
 ) -> Result<Raster, EngineError> {
     let ifd = header
         .images
@@ -179,8 +154,9 @@ pub(crate) fn assemble(
         })?;
     let win = plan.window;
     let read_bands = plan.read_bands();
-    let nb = read_bands.len();
-    let mut out = Raster::empty(win.width, win.height, nb, ifd.dtype);
+    let mut out = Raster::empty(win.width, win.height, read_bands.len(), ifd.dtype)
+        .map_err(internal)?
+        .with_transform(win.transform(level_transform));
     let (bw, bh) = (
         ifd.block_width.max(1) as usize,
         ifd.block_height.max(1) as usize,
@@ -193,6 +169,10 @@ pub(crate) fn assemble(
         }
         let within = id.index % per_plane.max(1);
         let origin = ((within % across) * bw, (within / across) * bh);
+        let Some((part, at)) = overlap(&win, (block.width, block.height), origin) else {
+            continue;
+        };
+        let planes = Planes::new(&block.samples, block.width, block.height).map_err(internal)?;
         for (dst_band, &file_band) in read_bands.iter().enumerate() {
             let src_band = match ifd.planar {
                 Planar::Chunky => file_band,
@@ -203,37 +183,22 @@ pub(crate) fn assemble(
                     0
                 }
             };
-            if src_band >= block.bands {
-                return Err(EngineError::Internal {
-                    reason: format!("block has {} bands, band {src_band} wanted", block.bands),
-                });
-            }
-            same_type!(
-                &mut out.samples,
-                &block.samples,
-                |d, s| copy_block(
-                    d,
-                    &win,
-                    dst_band,
-                    s,
-                    block.width,
-                    block.height,
-                    src_band,
-                    origin
-                ),
-                return Err(EngineError::Internal {
-                    reason: "block dtype differs from image".into()
-                })
-            );
+            out.paste_band(dst_band, planes, src_band, part, at)
+                .map_err(internal)?;
         }
     }
-    out.mask.fill(255);
     apply_mask(header, plan, blocks, &mut out)?;
-    if nb > plan.bands.len() {
+    if read_bands.len() > plan.bands.len() {
         // Drop the alpha band that was only read to decide validity.
-        out = drop_trailing_bands(out, plan.bands.len());
+        out.truncate_bands(plan.bands.len()).map_err(internal)?;
     }
     Ok(out)
+}
+
+fn internal(e: kiln_core::CoreError) -> EngineError {
+    EngineError::Internal {
+        reason: format!("assembling a window: {e}"),
+    }
 }
 
 fn apply_mask(
@@ -243,68 +208,35 @@ fn apply_mask(
     out: &mut Raster,
 ) -> Result<(), EngineError> {
     let win = plan.window;
-    let plane = win.width * win.height;
-    match plan.mask {
-        MaskRule::AllValid => {}
-        MaskRule::Internal => {
-            let Some(Some(mifd)) = header.masks.get(plan.level) else {
-                return Ok(());
-            };
-            let (bw, bh) = (
-                mifd.block_width.max(1) as usize,
-                mifd.block_height.max(1) as usize,
-            );
-            let across = (mifd.width as usize).div_ceil(bw);
-            let mut m = vec![0u8; plane];
-            for (id, block) in blocks {
-                if id.plane != Plane::Mask || id.level != plan.level {
-                    continue;
-                }
-                let origin = ((id.index % across) * bw, (id.index / across) * bh);
-                if let Samples::U8(s) = &block.samples {
-                    copy_block(&mut m, &win, 0, s, block.width, block.height, 0, origin);
-                }
-            }
-            out.mask = m;
+    let mask_ifd = match plan.mask {
+        MaskRule::Internal => header.masks.get(plan.level).and_then(Option::as_ref),
+        _ => None,
+    };
+    let Some(mifd) = mask_ifd else {
+        out.set_all_valid();
+        match plan.mask {
+            MaskRule::Alpha(_) => out.mask_alpha(out.bands() - 1).map_err(internal)?,
+            MaskRule::Nodata(nd) => out.mask_nodata(nd),
+            MaskRule::Internal | MaskRule::AllValid => {}
         }
-        MaskRule::Alpha(_) => {
-            let alpha_band = out.bands - 1;
-            for i in 0..plane {
-                if out.samples.get_f64(alpha_band * plane + i) == 0.0 {
-                    out.mask[i] = 0;
-                }
-            }
+        return Ok(());
+    };
+    // An internal mask: pixels of mask blocks not in the file stay invalid.
+    let (bw, bh) = (
+        mifd.block_width.max(1) as usize,
+        mifd.block_height.max(1) as usize,
+    );
+    let across = (mifd.width as usize).div_ceil(bw);
+    for (id, block) in blocks {
+        if id.plane != Plane::Mask || id.level != plan.level {
+            continue;
         }
-        MaskRule::Nodata(nd) => {
-            // GDAL's per-dataset mask from nodata: a pixel is invalid when every band holds
-            // the nodata value (NaN matches NaN).
-            let bands = out.bands;
-            kiln_core::with_samples!(&out.samples, v => {
-                for i in 0..plane {
-                    let all_nodata = (0..bands).all(|b| {
-                        let x = v[b * plane + i].to_f64();
-                        x == nd || (nd.is_nan() && x.is_nan())
-                    });
-                    if all_nodata {
-                        out.mask[i] = 0;
-                    }
-                }
-            });
+        let origin = ((id.index % across) * bw, (id.index / across) * bh);
+        if let Some((part, at)) = overlap(&win, (block.width, block.height), origin) {
+            let planes =
+                Planes::new(&block.samples, block.width, block.height).map_err(internal)?;
+            out.paste_mask(planes, part, at).map_err(internal)?;
         }
     }
     Ok(())
-}
-
-fn drop_trailing_bands(r: Raster, keep: usize) -> Raster {
-    let n = r.width * r.height * keep;
-    let samples = kiln_core::with_samples!(r.samples, v => {
-        let mut v = v;
-        v.truncate(n);
-        Samples::from(v)
-    });
-    Raster {
-        bands: keep,
-        samples,
-        ..r
-    }
 }

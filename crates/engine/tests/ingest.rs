@@ -90,11 +90,11 @@ async fn stored_header_renders_identical_tiles_without_reading_the_header() {
         let a = normal.read_tile(&[src], &req).await.unwrap();
         let b = fresh.read_tile(&[reopened], &req).await.unwrap();
         assert!(
-            a.mask.iter().any(|&m| m != 0),
+            a.mask().iter().any(|&m| m != 0),
             "{name}: the tile must hold data to prove anything"
         );
-        assert_eq!(a.mask, b.mask, "{name}: mask");
-        assert_eq!(a.samples, b.samples, "{name}: samples");
+        assert_eq!(a.mask(), b.mask(), "{name}: mask");
+        assert_eq!(a.samples(), b.samples(), "{name}: samples");
         assert!(
             counting.reads.load(Ordering::Relaxed) > 0,
             "{name}: blocks read"

@@ -12,11 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kiln_cog::{decode_block, sparse_block, Planar, TiffHeader};
-use kiln_core::dtype::Sample;
 use kiln_core::overview::{
     overview_sizes, OverviewOptions, OverviewPyramid, OverviewReducer, OverviewResampling,
 };
-use kiln_core::{with_samples, DataType, Raster, Samples};
+use kiln_core::{DataType, PixelWindow, Planes, Raster};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,8 +60,7 @@ fn read_levels(path: &Path) -> (TiffHeader, Vec<Raster>) {
     let mut levels = Vec::new();
     for ifd in &header.images {
         let (w, h, bands) = (ifd.width as usize, ifd.height as usize, ifd.bands());
-        let plane = w * h;
-        let mut samples = Samples::zeros(ifd.dtype, plane * bands);
+        let mut level = Raster::empty(w, h, bands, ifd.dtype).unwrap();
         let (bw, bh) = (ifd.block_width as usize, ifd.block_height as usize);
         for p in 0..ifd.planes() {
             for br in 0..ifd.blocks_down() {
@@ -82,85 +80,34 @@ fn read_levels(path: &Path) -> (TiffHeader, Vec<Raster>) {
                         Planar::Chunky => 0,
                         Planar::Separate => p,
                     };
-                    copy_block(
-                        &mut samples,
-                        &block.samples,
-                        (w, h),
-                        (block.width, block.height),
-                        (bc * bw, br * bh),
-                        first_band,
-                        block.bands,
-                    );
+                    let planes = Planes::new(&block.samples, block.width, block.height).unwrap();
+                    // Edge blocks overhang the image.
+                    let (x0, y0) = (bc * bw, br * bh);
+                    let part = PixelWindow {
+                        col_off: 0,
+                        row_off: 0,
+                        width: block.width.min(w - x0),
+                        height: block.height.min(h - y0),
+                    };
+                    for b in 0..block.bands {
+                        level
+                            .paste_band(first_band + b, planes, b, part, (x0, y0))
+                            .unwrap();
+                    }
                 }
             }
         }
-        levels.push(Raster {
-            width: w,
-            height: h,
-            bands,
-            samples,
-            mask: vec![255; plane],
-        });
+        level.set_all_valid();
+        levels.push(level);
     }
     (header, levels)
 }
 
-fn copy_block(
-    dst: &mut Samples,
-    src: &Samples,
-    (w, h): (usize, usize),
-    (bw, bh): (usize, usize),
-    (x0, y0): (usize, usize),
-    first_band: usize,
-    block_bands: usize,
-) {
-    fn go<T: Sample>(
-        d: &mut [T],
-        s: &[T],
-        (w, h): (usize, usize),
-        (bw, bh): (usize, usize),
-        (x0, y0): (usize, usize),
-        first_band: usize,
-        block_bands: usize,
-    ) {
-        let plane = w * h;
-        for b in 0..block_bands {
-            for y in 0..bh.min(h.saturating_sub(y0)) {
-                let n = bw.min(w.saturating_sub(x0));
-                let from = b * bw * bh + y * bw;
-                let to = (first_band + b) * plane + (y0 + y) * w + x0;
-                d[to..to + n].copy_from_slice(&s[from..from + n]);
-            }
-        }
-    }
-    macro_rules! arm {
-        ($v:ident) => {
-            if let (Samples::$v(d), Samples::$v(s)) = (&mut *dst, src) {
-                go(d, s, (w, h), (bw, bh), (x0, y0), first_band, block_bands);
-                return;
-            }
-        };
-    }
-    arm!(U8);
-    arm!(I8);
-    arm!(U16);
-    arm!(I16);
-    arm!(U32);
-    arm!(I32);
-    arm!(F32);
-    arm!(F64);
-    panic!("block and level data types differ");
-}
-
-/// Validity from nodata (GDAL's mask for these files): a pixel is invalid when its first band
-/// equals nodata or is NaN (the files used with nodata have one band).
+/// Validity from nodata (GDAL's mask for these files): a pixel is invalid when it equals
+/// nodata, NaN matching NaN (the files used with nodata have one band).
 fn apply_nodata(r: &mut Raster, nodata: Option<f64>) {
-    let Some(nd) = nodata else { return };
-    for i in 0..r.pixel_count() {
-        let v = r.samples.get_f64(i);
-        if v == nd || (nd.is_nan() && v.is_nan()) {
-            r.mask[i] = 0;
-        }
+    if let Some(nd) = nodata {
+        r.mask_nodata(nd);
     }
 }
 
@@ -177,12 +124,12 @@ struct Stats {
 /// Compares Kiln's level with GDAL's over the pixels both call valid (and counts pixels whose
 /// validity differs).
 fn compare(kiln: &Raster, gdal: &Raster) -> Stats {
-    assert_eq!((kiln.width, kiln.height), (gdal.width, gdal.height));
+    assert_eq!((kiln.width(), kiln.height()), (gdal.width(), gdal.height()));
     let plane = kiln.pixel_count();
     let mut s = Stats::default();
-    for b in 0..kiln.bands {
+    for b in 0..kiln.bands() {
         for i in 0..plane {
-            let (km, gm) = (kiln.mask[i] != 0, gdal.mask[i] != 0);
+            let (km, gm) = (kiln.mask()[i] != 0, gdal.mask()[i] != 0);
             if km != gm {
                 if b == 0 {
                     s.mask_mismatch += 1;
@@ -193,8 +140,8 @@ fn compare(kiln: &Raster, gdal: &Raster) -> Stats {
                 continue;
             }
             let (a, g) = (
-                kiln.samples.get_f64(b * plane + i),
-                gdal.samples.get_f64(b * plane + i),
+                kiln.samples().get_f64(b * plane + i),
+                gdal.samples().get_f64(b * plane + i),
             );
             s.pixels += 1;
             if a == g || (a.is_nan() && g.is_nan()) {
@@ -210,29 +157,21 @@ fn compare(kiln: &Raster, gdal: &Raster) -> Stats {
 
 /// Kiln's overviews of `full` at GDAL's level sizes, streamed row by row through a cascade.
 fn kiln_levels(full: &Raster, sizes: &[(usize, usize)], opts: OverviewOptions) -> Vec<Raster> {
-    let mut levels = vec![(full.width, full.height)];
+    let mut levels = vec![(full.width(), full.height())];
     levels.extend_from_slice(sizes);
-    let mut pyramid = OverviewPyramid::new(&levels, full.bands, full.dtype(), opts).unwrap();
+    let mut pyramid = OverviewPyramid::new(&levels, full.bands(), full.dtype(), opts).unwrap();
     let mut parts: Vec<Vec<Raster>> = vec![Vec::new(); sizes.len()];
-    let plane = full.pixel_count();
-    for y in 0..full.height {
-        let row = with_samples!(&full.samples, v => {
-            let mut out = Vec::with_capacity(full.width * full.bands);
-            for b in 0..full.bands {
-                let at = b * plane + y * full.width;
-                out.extend_from_slice(&v[at..at + full.width]);
-            }
-            Samples::from(out)
-        });
-        let r = Raster {
-            width: full.width,
-            height: 1,
-            bands: full.bands,
-            samples: row,
-            mask: full.mask[y * full.width..(y + 1) * full.width].to_vec(),
-        };
+    for y in 0..full.height() {
+        let r = full
+            .crop(PixelWindow {
+                col_off: 0,
+                row_off: y,
+                width: full.width(),
+                height: 1,
+            })
+            .unwrap();
         for (k, out) in pyramid.push(&r).unwrap().into_iter().enumerate() {
-            if out.height > 0 {
+            if out.height() > 0 {
                 parts[k].push(out);
             }
         }
@@ -251,33 +190,15 @@ fn kiln_levels(full: &Raster, sizes: &[(usize, usize)], opts: OverviewOptions) -
 
 /// Stacks row bands (band-sequential each) into one raster.
 fn stack(parts: &[Raster]) -> Raster {
-    let width = parts[0].width;
-    let bands = parts[0].bands;
-    let height: usize = parts.iter().map(|p| p.height).sum();
-    let plane = width * height;
-    let mut samples = Samples::zeros(parts[0].dtype(), plane * bands);
-    let mut mask = Vec::with_capacity(plane);
+    let height: usize = parts.iter().map(|p| p.height()).sum();
+    let mut out =
+        Raster::empty(parts[0].width(), height, parts[0].bands(), parts[0].dtype()).unwrap();
     let mut y0 = 0;
     for p in parts {
-        copy_block(
-            &mut samples,
-            &p.samples,
-            (width, height),
-            (width, p.height),
-            (0, y0),
-            0,
-            bands,
-        );
-        mask.extend_from_slice(&p.mask);
-        y0 += p.height;
+        out.paste(p, 0, y0).unwrap();
+        y0 += p.height();
     }
-    Raster {
-        width,
-        height,
-        bands,
-        samples,
-        mask,
-    }
+    out
 }
 
 struct Case {
@@ -396,12 +317,14 @@ fn measure(tool: Tool) -> Vec<Measured> {
                 apply_nodata(l, header.nodata);
             }
             let full = &levels[0];
-            let sizes: Vec<(usize, usize)> =
-                levels[1..].iter().map(|l| (l.width, l.height)).collect();
+            let sizes: Vec<(usize, usize)> = levels[1..]
+                .iter()
+                .map(|l| (l.width(), l.height()))
+                .collect();
             if tool == Tool::Cog {
                 assert_eq!(
                     sizes,
-                    overview_sizes(full.width, full.height, 64),
+                    overview_sizes(full.width(), full.height(), 64),
                     "{}: COG level sizes",
                     case.file
                 );
@@ -420,8 +343,8 @@ fn measure(tool: Tool) -> Vec<Measured> {
                     case.file,
                     method.as_str(),
                     k + 1,
-                    g.width,
-                    g.height,
+                    g.width(),
+                    g.height(),
                     pct,
                     s.pixels,
                     s.max_diff,
@@ -506,15 +429,15 @@ fn streaming_by_rows_equals_one_shot_on_a_real_file() {
     // Buffer bound is independent of the height: same bound on a 20x taller image.
     let tall = stack(&vec![full.clone(); 20]);
     let mut r = OverviewReducer::new(
-        (tall.width, tall.height),
-        (48, tall.height / 2),
+        (tall.width(), tall.height()),
+        (48, tall.height() / 2),
         1,
         DataType::I16,
         opts,
     )
     .unwrap();
-    let _ = kiln_levels(&tall, &[(48, tall.height / 2)], opts);
+    let _ = kiln_levels(&tall, &[(48, tall.height() / 2)], opts);
     let out = r.push(&tall).unwrap();
-    assert_eq!(out.height, tall.height / 2);
+    assert_eq!(out.height(), tall.height() / 2);
     assert!(r.max_buffered_rows() <= 3, "{}", r.max_buffered_rows());
 }

@@ -30,12 +30,12 @@ async fn global_dem_tile_is_full_of_data() {
         .await
         .unwrap();
     let r = engine.read_tile(&[src], &req(2, 2, 1)).await.unwrap();
-    assert_eq!((r.width, r.height, r.bands), (256, 256, 1));
+    assert_eq!((r.width(), r.height(), r.bands()), (256, 256, 1));
     assert_eq!(r.valid_fraction(), 1.0);
     // Tile 2/2/1 covers Europe, Africa's north and Asia's west: land and sea.
     let (mut lo, mut hi) = (f64::MAX, f64::MIN);
     for i in 0..r.pixel_count() {
-        let v = r.samples.get_f64(i);
+        let v = r.samples().get_f64(i);
         lo = lo.min(v);
         hi = hi.max(v);
     }
@@ -156,11 +156,82 @@ async fn later_sources_fill_only_empty_pixels() {
     );
     assert_eq!(both.valid_fraction(), 1.0);
     for i in 0..both.pixel_count() {
-        let want = if lux_only.mask[i] != 0 {
-            lux_only.samples.get_f64(i)
+        let want = if lux_only.mask()[i] != 0 {
+            lux_only.samples().get_f64(i)
         } else {
-            etopo_only.samples.get_f64(i)
+            etopo_only.samples().get_f64(i)
         };
-        assert_eq!(both.samples.get_f64(i), want, "pixel {i}");
+        assert_eq!(both.samples().get_f64(i), want, "pixel {i}");
+    }
+}
+
+/// Sources of different types composite into the smallest type that holds both exactly: the
+/// int16 Luxembourg DEM over the float32 Rhine basin DEM gives float32 tiles, every int16 value
+/// kept as it was and the float32 values under it as they were. Every tile of the request has
+/// that type, also one the first source fills alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn int16_over_float32_composites_as_float32() {
+    use kiln_core::DataType;
+    let engine = Engine::new(&EngineConfig::default()).unwrap();
+    let lux = engine
+        .open_path(&data("dem_srtm30s_luxembourg_i16_lzw.tif"))
+        .await
+        .unwrap();
+    let rhine = engine
+        .open_path(&data("dem_rhine_basin_30s_f32_nodata.tif"))
+        .await
+        .unwrap();
+    let t = req(8, 132, 86);
+    let lux_only = engine
+        .read_tile(std::slice::from_ref(&lux), &t)
+        .await
+        .unwrap();
+    let rhine_only = engine
+        .read_tile(std::slice::from_ref(&rhine), &t)
+        .await
+        .unwrap();
+    let both = engine
+        .read_tile(&[lux.clone(), rhine.clone()], &t)
+        .await
+        .unwrap();
+    assert_eq!(lux_only.dtype(), DataType::I16);
+    assert_eq!(rhine_only.dtype(), DataType::F32);
+    assert_eq!(both.dtype(), DataType::F32);
+    let (mut from_lux, mut from_rhine) = (0, 0);
+    for i in 0..both.pixel_count() {
+        let got = both.samples().get_f64(i);
+        if lux_only.mask()[i] != 0 {
+            assert_ne!(both.mask()[i], 0, "pixel {i}");
+            assert_eq!(got, lux_only.samples().get_f64(i), "pixel {i}");
+            from_lux += 1;
+        } else if rhine_only.mask()[i] != 0 {
+            assert_ne!(both.mask()[i], 0, "pixel {i}");
+            assert_eq!(got, rhine_only.samples().get_f64(i), "pixel {i}");
+            from_rhine += 1;
+        } else {
+            assert_eq!(both.mask()[i], 0, "pixel {i}");
+        }
+    }
+    assert!(
+        from_lux > 1000 && from_rhine > 1000,
+        "{from_lux} pixels from the int16 DEM, {from_rhine} from the float32 one"
+    );
+
+    // Inside Luxembourg the int16 DEM fills the tile alone; the tile is float32 all the same.
+    let inside = req(12, 2117, 1395);
+    let lux_full = engine
+        .read_tile(std::slice::from_ref(&lux), &inside)
+        .await
+        .unwrap();
+    assert_eq!(lux_full.valid_fraction(), 1.0);
+    let both = engine.read_tile(&[lux, rhine], &inside).await.unwrap();
+    assert_eq!(both.dtype(), DataType::F32);
+    assert_eq!(both.mask(), lux_full.mask());
+    for i in 0..both.pixel_count() {
+        assert_eq!(
+            both.samples().get_f64(i),
+            lux_full.samples().get_f64(i),
+            "pixel {i}"
+        );
     }
 }

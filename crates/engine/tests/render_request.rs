@@ -429,15 +429,15 @@ async fn a_buffered_tile_holds_the_tile_in_its_middle() {
         buffer: 2,
     };
     let buffered = engine.render_values(&req).await.unwrap();
-    assert_eq!((buffered.width, buffered.height), (260, 260));
+    assert_eq!((buffered.width(), buffered.height()), (260, 260));
     let mut differ = 0;
     for row in 0..256 {
         for col in 0..256 {
-            let a = plain.samples.get_f64(row * 256 + col);
-            let b = buffered.samples.get_f64((row + 2) * 260 + col + 2);
+            let a = plain.samples().get_f64(row * 256 + col);
+            let b = buffered.samples().get_f64((row + 2) * 260 + col + 2);
             let (ma, mb) = (
-                plain.mask[row * 256 + col],
-                buffered.mask[(row + 2) * 260 + col + 2],
+                plain.mask()[row * 256 + col],
+                buffered.mask()[(row + 2) * 260 + col + 2],
             );
             if ma != mb || (ma != 0 && a != b) {
                 differ += 1;

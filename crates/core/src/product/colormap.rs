@@ -10,7 +10,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::colormap_data::COLORMAPS;
-use super::stretch::{band_and_mask, Stretch};
+use super::stretch::{band_range, Stretch};
 use crate::dtype::Sample;
 use crate::raster::Raster;
 use crate::{with_samples, CoreError};
@@ -234,10 +234,10 @@ impl ExplicitColormap {
     /// an integer band cannot hold (`1.5` on `u8`) matches nothing, and a label on an `f32`
     /// band matches the nearest `f32`. When a value is listed twice the later entry wins.
     pub fn label_band(&self, raster: &Raster, band: usize) -> Result<Vec<u8>, CoreError> {
-        with_samples!(&raster.samples, v => {
-            let (start, n) = band_and_mask(raster, v, band)?;
+        with_samples!(raster.samples(), v => {
+            let (start, n) = band_range(raster, band)?;
             let src = v.get(start..start + n).unwrap_or(&[]);
-            Ok(self.label_typed(src, &raster.mask))
+            Ok(self.label_typed(src, raster.mask()))
         })
     }
 
@@ -497,23 +497,18 @@ mod tests {
             (7.0, [4, 4, 4, 255]),
         ])
         .unwrap();
-        let r = Raster {
-            width: 5,
-            height: 1,
-            bands: 1,
-            samples: Samples::U8(vec![1, 2, 7, 0, 1]),
-            mask: vec![255, 255, 255, 255, 0],
-        };
+        let r = Raster::new(
+            5,
+            1,
+            1,
+            Samples::U8(vec![1, 2, 7, 0, 1]),
+            vec![255, 255, 255, 255, 0],
+        )
+        .unwrap();
         // 1.5 cannot be a u8, the second 7 wins, unlisted and masked are 0.
         assert_eq!(m.label_band(&r, 0).unwrap(), vec![1, 0, 4, 0, 0]);
 
-        let f = Raster {
-            width: 3,
-            height: 1,
-            bands: 1,
-            samples: Samples::F32(vec![1.5, 0.1, 1.0]),
-            mask: vec![255; 3],
-        };
+        let f = Raster::new(3, 1, 1, Samples::F32(vec![1.5, 0.1, 1.0]), vec![255; 3]).unwrap();
         let m2 = ExplicitColormap::new(vec![(1.5, [9, 9, 9, 255]), (0.1, [8, 8, 8, 255])]).unwrap();
         // 0.1 matches the f32 nearest to 0.1, as numpy compares float32 data with 0.1.
         assert_eq!(m2.label_band(&f, 0).unwrap(), vec![1, 2, 0]);

@@ -37,8 +37,8 @@ pub fn render_singleband(
 ) -> Result<Vec<u8>, CoreError> {
     let indices = stretch_to_index(raster, band, stretch)?;
     match colormap {
-        Some(c) => encode_png_indexed(raster.width, raster.height, &indices, &c.palette()),
-        None => encode_png_gray_trns(raster.width, raster.height, &indices, 0),
+        Some(c) => encode_png_indexed(raster.width(), raster.height(), &indices, &c.palette()),
+        None => encode_png_gray_trns(raster.width(), raster.height(), &indices, 0),
     }
 }
 
@@ -50,7 +50,12 @@ pub fn render_explicit(
     colormap: &ExplicitColormap,
 ) -> Result<Vec<u8>, CoreError> {
     let indices = colormap.label_band(raster, band)?;
-    encode_png_indexed(raster.width, raster.height, &indices, &colormap.palette())
+    encode_png_indexed(
+        raster.width(),
+        raster.height(),
+        &indices,
+        &colormap.palette(),
+    )
 }
 
 /// Composes three bands into an 8-bit RGB(A) image: each band stretched to `0..=255` with its
@@ -64,7 +69,7 @@ pub fn rgb_image(
     let r = stretch_to_byte(raster, bands[0], ranges[0])?;
     let g = stretch_to_byte(raster, bands[1], ranges[1])?;
     let b = stretch_to_byte(raster, bands[2], ranges[2])?;
-    let mask = &raster.mask;
+    let mask = raster.mask();
     let all_valid = mask.iter().all(|&m| m != 0);
     let planes = r.iter().zip(&g).zip(&b).zip(mask);
     let (layout, data) = if all_valid {
@@ -76,7 +81,7 @@ pub fn rgb_image(
             .collect();
         (PixelLayout::Rgba, data)
     };
-    Image8::new(raster.width, raster.height, layout, data)
+    Image8::new(raster.width(), raster.height(), layout, data)
 }
 
 /// An RGB tile in `format` (see [`rgb_image`]); `quality` applies to JPEG and WebP.
@@ -108,13 +113,14 @@ mod tests {
 
     fn dem_like() -> Raster {
         // 4x2 f32 "elevations" with one nodata pixel.
-        Raster {
-            width: 4,
-            height: 2,
-            bands: 1,
-            samples: Samples::F32(vec![0.0, 100.0, 200.0, 300.0, 400.0, 500.0, -50.0, 9e9]),
-            mask: vec![255, 255, 255, 255, 255, 255, 255, 0],
-        }
+        Raster::new(
+            4,
+            2,
+            1,
+            Samples::F32(vec![0.0, 100.0, 200.0, 300.0, 400.0, 500.0, -50.0, 9e9]),
+            vec![255, 255, 255, 255, 255, 255, 255, 0],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -154,13 +160,7 @@ mod tests {
 
     #[test]
     fn explicit_render_maps_classes() {
-        let r = Raster {
-            width: 3,
-            height: 1,
-            bands: 1,
-            samples: Samples::U8(vec![3, 9, 4]),
-            mask: vec![255; 3],
-        };
+        let r = Raster::new(3, 1, 1, Samples::U8(vec![3, 9, 4]), vec![255; 3]).unwrap();
         let m =
             ExplicitColormap::new(vec![(3.0, [255, 0, 0, 255]), (4.0, [0, 255, 0, 255])]).unwrap();
         let (color, idx, trns) = decode_png_raw(&render_explicit(&r, 0, &m).unwrap());
@@ -170,13 +170,14 @@ mod tests {
     }
 
     fn rgb_raster(mask: Vec<u8>) -> Raster {
-        Raster {
-            width: 2,
-            height: 1,
-            bands: 3,
-            samples: Samples::U16(vec![0, 1000, 500, 2000, 4000, 0]),
+        Raster::new(
+            2,
+            1,
+            3,
+            Samples::U16(vec![0, 1000, 500, 2000, 4000, 0]),
             mask,
-        }
+        )
+        .unwrap()
     }
 
     #[test]

@@ -103,39 +103,19 @@ impl LinearMap {
     }
 }
 
-/// The samples of `band` and the mask of `raster`, after checking that the raster's buffers
-/// are as long as its declared size.
-pub(crate) fn band_and_mask<T: Sample>(
-    raster: &Raster,
-    samples: &[T],
-    band: usize,
-) -> Result<(usize, usize), CoreError> {
-    if band >= raster.bands {
+/// Where `band` of `raster` starts in its samples and how long it is (the raster's lengths
+/// are checked when it is made), after checking that the band exists.
+pub(crate) fn band_range(raster: &Raster, band: usize) -> Result<(usize, usize), CoreError> {
+    if band >= raster.bands() {
         return Err(CoreError::invalid(
             "band",
-            format!("band {band} requested but the raster has {}", raster.bands),
-        ));
-    }
-    let n = raster
-        .width
-        .checked_mul(raster.height)
-        .ok_or_else(|| CoreError::invalid("raster", "width x height overflows"))?;
-    let needed = n
-        .checked_mul(raster.bands)
-        .ok_or_else(|| CoreError::invalid("raster", "sample count overflows"))?;
-    if samples.len() < needed || raster.mask.len() != n {
-        return Err(CoreError::invalid(
-            "raster",
             format!(
-                "{}x{}x{} raster holds {} samples and a mask of {}",
-                raster.width,
-                raster.height,
-                raster.bands,
-                samples.len(),
-                raster.mask.len()
+                "band {band} requested but the raster has {}",
+                raster.bands()
             ),
         ));
     }
+    let n = raster.pixel_count();
     Ok((band * n, n))
 }
 
@@ -222,19 +202,19 @@ fn map_band8<T: Copy>(
 }
 
 fn stretch_band(raster: &Raster, band: usize, map: &LinearMap) -> Result<Vec<u8>, CoreError> {
-    let mask = &raster.mask;
+    let mask = raster.mask();
     macro_rules! run {
         ($v:expr, $f:expr) => {{
-            let (start, n) = band_and_mask(raster, $v, band)?;
+            let (start, n) = band_range(raster, band)?;
             let mut out = vec![0u8; n];
-            // `band_and_mask` checked `start + n <= len`; `get` keeps this panic-free anyway.
+            // A raster's lengths agree (`Raster::new`); `get` keeps this panic-free anyway.
             let src = $v.get(start..start + n).unwrap_or(&[]);
             $f(src, &mut out);
             Ok(out)
         }};
     }
     // The casts between same-width integers reinterpret bits, which the tables are keyed by.
-    match &raster.samples {
+    match raster.samples() {
         Samples::U8(v) => run!(v, |s: &[u8], o: &mut [u8]| {
             map_band8(s, mask, map, f64::from, |b| b, o);
         }),
@@ -280,13 +260,7 @@ mod tests {
     use crate::dtype::Samples;
 
     fn raster_f32(values: Vec<f32>, mask: Vec<u8>) -> Raster {
-        Raster {
-            width: values.len(),
-            height: 1,
-            bands: 1,
-            samples: Samples::F32(values),
-            mask,
-        }
+        Raster::new(values.len(), 1, 1, Samples::F32(values), mask).unwrap()
     }
 
     #[test]
@@ -364,13 +338,14 @@ mod tests {
 
     #[test]
     fn integer_bands_and_band_selection() {
-        let r = Raster {
-            width: 2,
-            height: 1,
-            bands: 2,
-            samples: Samples::I16(vec![-100, 100, 0, 50]),
-            mask: vec![255, 255],
-        };
+        let r = Raster::new(
+            2,
+            1,
+            2,
+            Samples::I16(vec![-100, 100, 0, 50]),
+            vec![255, 255],
+        )
+        .unwrap();
         let s = Stretch::new(-100.0, 100.0).unwrap();
         assert_eq!(stretch_to_byte(&r, 0, s).unwrap(), vec![0, 255]);
         // numpy: np.rint(np.clip((np.array([0., 50.]) + 100) * (255 / 200), 0, 255)) == [127, 191]
@@ -384,13 +359,7 @@ mod tests {
         fn band(samples: Samples, n: usize) -> Raster {
             let mut mask = vec![255; n];
             mask[7] = 0;
-            Raster {
-                width: n,
-                height: 1,
-                bands: 1,
-                samples,
-                mask,
-            }
+            Raster::new(n, 1, 1, samples, mask).unwrap()
         }
         let all_i16: Vec<i16> = (i16::MIN..=i16::MAX).collect();
         let all_u16: Vec<u16> = (0..=u16::MAX).collect();
@@ -411,10 +380,10 @@ mod tests {
         ] {
             let s = Stretch::new(lo, hi).unwrap();
             for r in &cases {
-                let direct: Vec<u8> = (0..r.width)
+                let direct: Vec<u8> = (0..r.width())
                     .map(|i| {
-                        let v = s.to_index(r.samples.get_f64(i));
-                        if r.mask[i] == 0 {
+                        let v = s.to_index(r.samples().get_f64(i));
+                        if r.mask()[i] == 0 {
                             0
                         } else {
                             v
@@ -424,8 +393,8 @@ mod tests {
                 assert_eq!(stretch_to_index(r, 0, s).unwrap(), direct, "{lo}..{hi}");
                 let bytes = stretch_to_byte(r, 0, s).unwrap();
                 assert_eq!(
-                    bytes[r.width - 1],
-                    s.to_byte(r.samples.get_f64(r.width - 1))
+                    bytes[r.width() - 1],
+                    s.to_byte(r.samples().get_f64(r.width() - 1))
                 );
                 assert_eq!(bytes[7], 0);
             }
@@ -437,14 +406,8 @@ mod tests {
     }
 
     #[test]
-    fn inconsistent_raster_is_an_error_not_a_panic() {
-        let r = Raster {
-            width: 4,
-            height: 4,
-            bands: 1,
-            samples: Samples::U8(vec![0; 3]),
-            mask: vec![255; 16],
-        };
-        assert!(stretch_to_index(&r, 0, Stretch::new(0.0, 1.0).unwrap()).is_err());
+    fn missing_band_is_an_error_not_a_panic() {
+        let r = Raster::new(4, 4, 1, Samples::U8(vec![0; 16]), vec![255; 16]).unwrap();
+        assert!(stretch_to_index(&r, 1, Stretch::new(0.0, 1.0).unwrap()).is_err());
     }
 }

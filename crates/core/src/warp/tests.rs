@@ -21,27 +21,29 @@ fn raster<T: Copy>(
 }
 
 fn u16_raster(w: usize, h: usize, bands: usize, f: impl Fn(usize, usize, usize) -> u16) -> Raster {
-    Raster {
-        width: w,
-        height: h,
+    Raster::new(
+        w,
+        h,
         bands,
-        samples: Samples::U16(raster(w, h, bands, f)),
-        mask: vec![255; w * h],
-    }
+        Samples::U16(raster(w, h, bands, f)),
+        vec![255; w * h],
+    )
+    .unwrap()
 }
 
 fn f32_raster(w: usize, h: usize, f: impl Fn(usize, usize) -> f32) -> Raster {
-    Raster {
-        width: w,
-        height: h,
-        bands: 1,
-        samples: Samples::F32(raster(w, h, 1, |_, r, c| f(r, c))),
-        mask: vec![255; w * h],
-    }
+    Raster::new(
+        w,
+        h,
+        1,
+        Samples::F32(raster(w, h, 1, |_, r, c| f(r, c))),
+        vec![255; w * h],
+    )
+    .unwrap()
 }
 
 fn f32s(r: &Raster) -> &[f32] {
-    match &r.samples {
+    match r.samples() {
         Samples::F32(v) => v,
         other => panic!("expected f32, got {:?}", other.dtype()),
     }
@@ -72,8 +74,10 @@ fn resampling_names() {
 
 #[test]
 fn identity_warp_keeps_pixels() {
-    let mut src = u16_raster(13, 9, 3, |b, r, c| (b * 1000 + r * 13 + c) as u16);
-    src.mask[5] = 0;
+    let src = u16_raster(13, 9, 3, |b, r, c| (b * 1000 + r * 13 + c) as u16);
+    let mut mask = src.mask().to_vec();
+    mask[5] = 0;
+    let src = src.with_mask(mask).unwrap();
     let gt = GeoTransform::north_up(500_000.0, 4_000_000.0, 30.0, 30.0);
     let grid = GridSpec {
         transform: gt,
@@ -82,12 +86,12 @@ fn identity_warp_keeps_pixels() {
     };
     for resampling in [Resampling::Nearest, Resampling::Bilinear, Resampling::Cubic] {
         let out = warp(&src, &gt, &utm(), &grid, &utm(), resampling).unwrap();
-        assert_eq!(out.mask, src.mask, "{resampling}");
-        let (Samples::U16(a), Samples::U16(b)) = (&out.samples, &src.samples) else {
+        assert_eq!(out.mask(), src.mask(), "{resampling}");
+        let (Samples::U16(a), Samples::U16(b)) = (out.samples(), src.samples()) else {
             panic!()
         };
         for i in 0..a.len() {
-            if src.mask[i % (13 * 9)] != 0 {
+            if src.mask()[i % (13 * 9)] != 0 {
                 assert_eq!(a[i], b[i], "{resampling} sample {i}");
             }
         }
@@ -105,17 +109,17 @@ fn shifted_grid_moves_pixels() {
         height: 7,
     };
     let out = warp(&src, &gt, &utm(), &grid, &utm(), Resampling::Nearest).unwrap();
-    let Samples::U16(v) = &out.samples else {
+    let Samples::U16(v) = out.samples() else {
         panic!()
     };
     for r in 0..7 {
         for c in 0..11 {
             let i = r * 11 + c;
             if c < 8 {
-                assert_eq!(out.mask[i], 255);
+                assert_eq!(out.mask()[i], 255);
                 assert_eq!(v[i], ((r + 1) * 10 + c + 2) as u16);
             } else {
-                assert_eq!(out.mask[i], 0, "({r}, {c}) is off the source");
+                assert_eq!(out.mask()[i], 0, "({r}, {c}) is off the source");
             }
         }
     }
@@ -152,7 +156,7 @@ fn nearest_picks_the_pixel_containing_the_centre() {
         height: 4,
     };
     let out = warp(&src, &gt, &utm(), &grid, &utm(), Resampling::Nearest).unwrap();
-    let Samples::U16(v) = &out.samples else {
+    let Samples::U16(v) = out.samples() else {
         panic!()
     };
     for r in 0..4 {
@@ -165,12 +169,9 @@ fn nearest_picks_the_pixel_containing_the_centre() {
 #[test]
 fn bilinear_has_no_halo_at_mask_edges() {
     // Left half valid (100), right half invalid (garbage 0).
-    let mut src = f32_raster(8, 4, |_, c| if c < 4 { 100.0 } else { 0.0 });
-    for r in 0..4 {
-        for c in 4..8 {
-            src.mask[r * 8 + c] = 0;
-        }
-    }
+    let src = f32_raster(8, 4, |_, c| if c < 4 { 100.0 } else { 0.0 });
+    let mask = (0..32).map(|i| if i % 8 < 4 { 255 } else { 0 }).collect();
+    let src = src.with_mask(mask).unwrap();
     let gt = GeoTransform::north_up(0.0, 4.0, 1.0, 1.0);
     // Shift by a quarter pixel: destination column 3's centre is at source x = 3.75, between
     // source columns 3 (valid) and 4 (invalid).
@@ -186,7 +187,7 @@ fn bilinear_has_no_halo_at_mask_edges() {
             for c in 0..7 {
                 let i = r * 7 + c;
                 if c <= 3 {
-                    assert_eq!(out.mask[i], 255);
+                    assert_eq!(out.mask()[i], 255);
                     assert!(
                         (v[i] - 100.0).abs() < 1e-4,
                         "{resampling} ({r},{c}) = {}",
@@ -194,7 +195,7 @@ fn bilinear_has_no_halo_at_mask_edges() {
                     );
                 } else {
                     // The centre lies in an invalid pixel: no data, whatever the neighbours.
-                    assert_eq!(out.mask[i], 0, "{resampling} ({r},{c})");
+                    assert_eq!(out.mask()[i], 0, "{resampling} ({r},{c})");
                 }
             }
         }
@@ -207,10 +208,14 @@ fn cubic_overshoot_saturates_integers() {
     // u8 output saturates, f32 output keeps the overshoot.
     let step = |_: usize, c: usize| if c < 8 { 0.0f32 } else { 255.0 };
     let src_f = f32_raster(16, 8, step);
-    let src_u = Raster {
-        samples: Samples::U8(raster(16, 8, 1, |_, r, c| step(r, c) as u8)),
-        ..src_f.clone()
-    };
+    let src_u = Raster::new(
+        16,
+        8,
+        1,
+        Samples::U8(raster(16, 8, 1, |_, r, c| step(r, c) as u8)),
+        src_f.mask().to_vec(),
+    )
+    .unwrap();
     let gt = GeoTransform::north_up(0.0, 8.0, 1.0, 1.0);
     let grid = GridSpec {
         transform: GeoTransform::north_up(0.1, 8.0, 1.0, 1.0),
@@ -220,7 +225,7 @@ fn cubic_overshoot_saturates_integers() {
     let out_f = warp(&src_f, &gt, &utm(), &grid, &utm(), Resampling::Cubic).unwrap();
     let out_u = warp(&src_u, &gt, &utm(), &grid, &utm(), Resampling::Cubic).unwrap();
     let f = f32s(&out_f);
-    let Samples::U8(u) = &out_u.samples else {
+    let Samples::U8(u) = out_u.samples() else {
         panic!()
     };
     let row = 3 * 15;
@@ -279,10 +284,10 @@ fn antimeridian_wraps_for_global_sources() {
         Resampling::Nearest,
     )
     .unwrap();
-    let Samples::U16(v) = &out.samples else {
+    let Samples::U16(v) = out.samples() else {
         panic!()
     };
-    assert!(out.mask.iter().all(|&m| m == 255), "{:?}", out.mask);
+    assert!(out.mask().iter().all(|&m| m == 255), "{:?}", out.mask());
     assert_eq!(&v[..], &[357, 358, 358, 359, 359, 0, 0, 1, 1, 2]);
 
     // A 0..360° source: a tile west of Greenwich reads its eastern end.
@@ -299,10 +304,10 @@ fn antimeridian_wraps_for_global_sources() {
         Resampling::Nearest,
     )
     .unwrap();
-    let Samples::U16(v) = &out.samples else {
+    let Samples::U16(v) = out.samples() else {
         panic!()
     };
-    assert!(out.mask.iter().all(|&m| m == 255));
+    assert!(out.mask().iter().all(|&m| m == 255));
     let b = tms.tile_wgs84_bounds(tile);
     let first = (b.west + 360.0).floor() as u16;
     assert_eq!(v[0], first);
@@ -329,9 +334,9 @@ fn beyond_the_poles_is_invalid() {
             for c in 0..20 {
                 let i = r * 20 + c;
                 if lat > 90.0 {
-                    assert_eq!(out.mask[i], 0, "{resampling} lat {lat}");
+                    assert_eq!(out.mask()[i], 0, "{resampling} lat {lat}");
                 } else {
-                    assert_eq!(out.mask[i], 255, "{resampling} lat {lat}");
+                    assert_eq!(out.mask()[i], 255, "{resampling} lat {lat}");
                     assert!(v[i].is_finite() && (0.0..1600.0).contains(&v[i]));
                 }
             }
@@ -359,7 +364,7 @@ fn beyond_the_poles_is_invalid() {
         let lat = 89.5 - r as f64;
         let expect = if lat < 85.05 { 255 } else { 0 };
         assert!(
-            out.mask[r * 8..(r + 1) * 8].iter().all(|&m| m == expect),
+            out.mask()[r * 8..(r + 1) * 8].iter().all(|&m| m == expect),
             "lat {lat}"
         );
     }
@@ -367,16 +372,14 @@ fn beyond_the_poles_is_invalid() {
 
 #[test]
 fn bad_inputs_are_errors_not_panics() {
-    let mut src = u16_raster(4, 4, 1, |_, _, _| 1);
+    // A mask of the wrong length cannot be built (see `Raster::new`).
+    let src = u16_raster(4, 4, 1, |_, _, _| 1);
     let gt = GeoTransform::north_up(0.0, 4.0, 1.0, 1.0);
     let grid = GridSpec {
         transform: gt,
         width: 4,
         height: 4,
     };
-    src.mask.pop();
-    assert!(warp(&src, &gt, &utm(), &grid, &utm(), Resampling::Nearest).is_err());
-    src.mask.push(255);
     let singular = GeoTransform([0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
     assert!(warp(&src, &singular, &utm(), &grid, &utm(), Resampling::Nearest).is_err());
     let huge = GridSpec {
@@ -417,13 +420,7 @@ fn gdal_source() -> Raster {
             }
         }
     }
-    Raster {
-        width: w,
-        height: h,
-        bands: 1,
-        samples: Samples::U8(v),
-        mask,
-    }
+    Raster::new(w, h, 1, Samples::U8(v), mask).unwrap()
 }
 
 /// GDAL 3.10.3 results (rasterio 1.4.4 `WarpedVRT(src, crs="EPSG:3857", transform=<tile>,
@@ -622,11 +619,11 @@ fn matches_gdal_pixel_for_pixel() {
         };
         let grid = GridSpec::for_tile(&tms, TileCoord::new(z, x, y).unwrap(), n);
         let out = warp_with(reprojection, &src, gt, &grid, resampling.parse().unwrap()).unwrap();
-        let Samples::U8(v) = &out.samples else {
+        let Samples::U8(v) = out.samples() else {
             panic!()
         };
         let mut sums = [0u64; 4];
-        for (i, (&value, &m)) in v.iter().zip(&out.mask).enumerate() {
+        for (i, (&value, &m)) in v.iter().zip(out.mask()).enumerate() {
             if m != 0 {
                 let (value, k) = (u64::from(value), i as u64 + 1);
                 sums[0] += 1;
@@ -662,22 +659,7 @@ fn source_window_covers_what_the_warp_reads() {
         )
         .unwrap()
         .unwrap();
-        let Samples::U8(all) = &src.samples else {
-            panic!()
-        };
-        let mut samples = Vec::new();
-        let mut mask = Vec::new();
-        for r in w.row_off..w.row_off + w.height {
-            samples.extend_from_slice(&all[r * 300 + w.col_off..r * 300 + w.col_off + w.width]);
-            mask.extend_from_slice(&src.mask[r * 300 + w.col_off..r * 300 + w.col_off + w.width]);
-        }
-        let part = Raster {
-            width: w.width,
-            height: w.height,
-            bands: 1,
-            samples: Samples::U8(samples),
-            mask,
-        };
+        let part = src.crop(w).unwrap();
         let full = warp(
             &src,
             &src_gt,
@@ -924,11 +906,10 @@ fn antimeridian_tile_of_a_global_source() {
     let (sx, _) = kernel_scales(&mapper, &grid, w, h, Resampling::Bilinear, None);
     assert!((0.93..0.96).contains(&sx), "{sx}");
     // Every pixel of the tile gets data (the source covers all longitudes).
-    let src = Raster::empty(w, h, 1, crate::dtype::DataType::U8);
-    let mut src = src;
-    src.mask.fill(255);
+    let mut src = Raster::empty(w, h, 1, crate::dtype::DataType::U8).unwrap();
+    src.set_all_valid();
     let out = warp_with(&rp, &src, &gt, &grid, Resampling::Nearest).unwrap();
-    assert!(out.mask.iter().all(|&m| m == 255));
+    assert!(out.mask().iter().all(|&m| m == 255));
 }
 
 #[test]
@@ -954,7 +935,7 @@ fn per_band_nodata_is_left_out_of_that_band_only() {
     };
     let with = warp_with_options(&rp, &src, &gt, &grid, Resampling::Bilinear, band_nodata).unwrap();
     let without = warp_with(&rp, &src, &gt, &grid, Resampling::Bilinear).unwrap();
-    let (Samples::U16(a), Samples::U16(b)) = (&with.samples, &without.samples) else {
+    let (Samples::U16(a), Samples::U16(b)) = (with.samples(), without.samples()) else {
         panic!("u16 expected");
     };
     let plane = 5 * 4;
@@ -966,7 +947,7 @@ fn per_band_nodata_is_left_out_of_that_band_only() {
     assert_eq!(b[plane + 1], 102);
     // Away from the nodata column nothing changes.
     assert_eq!(a[4], b[4]);
-    assert!(with.mask.iter().all(|&m| m == 255));
+    assert!(with.mask().iter().all(|&m| m == 255));
 }
 
 #[test]
