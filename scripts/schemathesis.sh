@@ -209,21 +209,6 @@ def map_case(context, case):
     if case.query is not None or query:
         case.query = query
     return case
-
-
-# The one exclusion, for a server bug (reported; remove when fixed): POST /metadata checks
-# `columns` only against the datasets it found, so with {"keys": []} any columns value is
-# answered 200 []. Negative cases of that shape are dropped; every other case of the operation
-# runs, and a schema-valid empty list is still sent.
-@schemathesis.hook
-def filter_case(context, case):
-    meta = case.meta
-    if meta is None or meta.generation.mode != GenerationMode.NEGATIVE:
-        return True
-    if case.operation.method.upper() != "POST" or case.operation.path != "/metadata":
-        return True
-    body = case.body
-    return not (isinstance(body, dict) and body.get("keys") == [])
 PY
 
 # Every check, every operation of the document. Bounded three ways: examples per operation

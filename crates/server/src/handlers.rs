@@ -104,6 +104,22 @@ fn keys_object(names: &[String], values: &[String]) -> Value {
     )
 }
 
+/// The fields of a dataset's metadata object (what `?columns=` may select).
+const METADATA_COLUMNS: &[&str] = &[
+    "keys",
+    "bounds",
+    "convex_hull",
+    "valid_percentage",
+    "range",
+    "mean",
+    "stdev",
+    "percentiles",
+    "metadata",
+    "band_count",
+    "dtype",
+    "bands",
+];
+
 fn metadata_json(names: &[String], r: &Resolved) -> Value {
     let m = &r.metadata;
     let b = &m.bounds_wgs84;
@@ -177,6 +193,20 @@ pub async fn metadata_many(
             .filter(|s| !s.is_empty())
             .collect()
     });
+    // Checked up front, so an empty list answers the same as a full one.
+    if let Some(bad) = columns
+        .iter()
+        .flatten()
+        .find(|c| !METADATA_COLUMNS.contains(&c.as_str()))
+    {
+        return Err(ApiError::bad_param(
+            "columns",
+            format!(
+                "unknown column '{bad}' (columns: {})",
+                METADATA_COLUMNS.join(", ")
+            ),
+        ));
+    }
     let names = app.store().key_names();
     let mut out = Vec::with_capacity(list.len());
     for item in list {
@@ -194,14 +224,6 @@ pub async fn metadata_many(
         let r = app.store().resolve(&keys).await?;
         let mut m = metadata_json(&names, &r);
         if let (Some(cols), Value::Object(obj)) = (&columns, &mut m) {
-            for c in cols {
-                if !obj.contains_key(c) {
-                    return Err(ApiError::bad_param(
-                        "columns",
-                        format!("unknown column '{c}'"),
-                    ));
-                }
-            }
             obj.retain(|k, _| k == "keys" || cols.contains(k));
         }
         out.push(m);
@@ -472,8 +494,8 @@ pub async fn compute(
     let Some((area, format)) = area_of(&app, &target, &first, &q)? else {
         return tilejson(&app, &headers, "compute", &keys, &q, &first);
     };
-    // Raw values need no display parameters: a stretch, when given, is checked but plays no
-    // part (nor in the cache key).
+    // Images need two numbers (the result has no statistics); raw values need no display
+    // parameters: a stretch, when given, is checked but plays no part (nor in the cache key).
     let spec = params::range(&q, "stretch_range")?;
     let output = match (format, spec) {
         (OutputFormat::Raw(f), _) => ComputeOutput::Raw(f),
@@ -483,20 +505,20 @@ pub async fn compute(
                 "missing (required for compute images; .npy tiles need none)",
             ))
         }
-        (OutputFormat::Image(format), Some(stretch)) => {
-            let (Bound::Value(_), Bound::Value(_)) = (stretch.lo, stretch.hi) else {
-                return Err(ApiError::bad_param(
-                    "stretch_range",
-                    "compute needs two numbers (the result has no statistics for percentiles \
-                     or null)",
-                ));
-            };
-            ComputeOutput::Image {
-                stretch,
-                colormap,
-                image: ImageOutput { format, quality },
-            }
+        (OutputFormat::Image(_), Some(RangeSpec { lo, hi }))
+            if !matches!((lo, hi), (Bound::Value(_), Bound::Value(_))) =>
+        {
+            return Err(ApiError::bad_param(
+                "stretch_range",
+                "compute needs two numbers (the result has no statistics for percentiles \
+                 or null)",
+            ))
         }
+        (OutputFormat::Image(format), Some(stretch)) => ComputeOutput::Image {
+            stretch,
+            colormap,
+            image: ImageOutput { format, quality },
+        },
     };
     let req = RenderRequest {
         layers,
