@@ -5,6 +5,7 @@ use std::path::Path;
 
 use kiln_core::tms::TileCoord;
 use kiln_core::warp::Resampling;
+use kiln_core::Raster;
 use kiln_engine::{Engine, EngineConfig, TileRequest};
 
 fn data(name: &str) -> std::path::PathBuf {
@@ -126,30 +127,34 @@ async fn headers_and_blocks_are_cached_by_identity() {
     assert_eq!(first, third, "same bytes, same pixels");
 }
 
+/// Tile `t` of file `first` alone, of file `second` alone, and of both (`first` on top).
+async fn alone_and_composited(
+    engine: &Engine,
+    first: &str,
+    second: &str,
+    t: &TileRequest,
+) -> (Raster, Raster, Raster) {
+    let a = engine.open_path(&data(first)).await.unwrap();
+    let b = engine.open_path(&data(second)).await.unwrap();
+    let a_only = engine.read_tile(std::slice::from_ref(&a), t).await.unwrap();
+    let b_only = engine.read_tile(std::slice::from_ref(&b), t).await.unwrap();
+    let both = engine.read_tile(&[a, b], t).await.unwrap();
+    (a_only, b_only, both)
+}
+
 /// Sources are composited by precedence: the first source that has data for a pixel wins and
 /// later ones fill only what is still empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn later_sources_fill_only_empty_pixels() {
     let engine = Engine::new(&EngineConfig::default()).unwrap();
-    // Two Luxembourg DEM copies (same data, different codecs) and the global ETOPO5.
-    let lux = engine
-        .open_path(&data("dem_srtm30s_luxembourg_i16_lzw.tif"))
-        .await
-        .unwrap();
-    let etopo = engine
-        .open_path(&data("global_etopo5_i16_cog.tif"))
-        .await
-        .unwrap();
-    let t = req(8, 132, 86);
-    let lux_only = engine
-        .read_tile(std::slice::from_ref(&lux), &t)
-        .await
-        .unwrap();
-    let etopo_only = engine
-        .read_tile(std::slice::from_ref(&etopo), &t)
-        .await
-        .unwrap();
-    let both = engine.read_tile(&[lux, etopo], &t).await.unwrap();
+    // The Luxembourg DEM over the global ETOPO5.
+    let (lux_only, etopo_only, both) = alone_and_composited(
+        &engine,
+        "dem_srtm30s_luxembourg_i16_lzw.tif",
+        "global_etopo5_i16_cog.tif",
+        &req(8, 132, 86),
+    )
+    .await;
     assert!(
         lux_only.valid_fraction() > 0.0 && lux_only.valid_fraction() < 1.0,
         "tile straddles the edge of the Luxembourg DEM"
@@ -173,27 +178,12 @@ async fn later_sources_fill_only_empty_pixels() {
 async fn int16_over_float32_composites_as_float32() {
     use kiln_core::DataType;
     let engine = Engine::new(&EngineConfig::default()).unwrap();
-    let lux = engine
-        .open_path(&data("dem_srtm30s_luxembourg_i16_lzw.tif"))
-        .await
-        .unwrap();
-    let rhine = engine
-        .open_path(&data("dem_rhine_basin_30s_f32_nodata.tif"))
-        .await
-        .unwrap();
-    let t = req(8, 132, 86);
-    let lux_only = engine
-        .read_tile(std::slice::from_ref(&lux), &t)
-        .await
-        .unwrap();
-    let rhine_only = engine
-        .read_tile(std::slice::from_ref(&rhine), &t)
-        .await
-        .unwrap();
-    let both = engine
-        .read_tile(&[lux.clone(), rhine.clone()], &t)
-        .await
-        .unwrap();
+    let (lux, rhine) = (
+        "dem_srtm30s_luxembourg_i16_lzw.tif",
+        "dem_rhine_basin_30s_f32_nodata.tif",
+    );
+    let (lux_only, rhine_only, both) =
+        alone_and_composited(&engine, lux, rhine, &req(8, 132, 86)).await;
     assert_eq!(lux_only.dtype(), DataType::I16);
     assert_eq!(rhine_only.dtype(), DataType::F32);
     assert_eq!(both.dtype(), DataType::F32);
@@ -218,13 +208,8 @@ async fn int16_over_float32_composites_as_float32() {
     );
 
     // Inside Luxembourg the int16 DEM fills the tile alone; the tile is float32 all the same.
-    let inside = req(12, 2117, 1395);
-    let lux_full = engine
-        .read_tile(std::slice::from_ref(&lux), &inside)
-        .await
-        .unwrap();
+    let (lux_full, _, both) = alone_and_composited(&engine, lux, rhine, &req(12, 2117, 1395)).await;
     assert_eq!(lux_full.valid_fraction(), 1.0);
-    let both = engine.read_tile(&[lux, rhine], &inside).await.unwrap();
     assert_eq!(both.dtype(), DataType::F32);
     assert_eq!(both.mask(), lux_full.mask());
     for i in 0..both.pixel_count() {
