@@ -215,7 +215,12 @@ fn apply_mask(
     let Some(mifd) = mask_ifd else {
         out.set_all_valid();
         match plan.mask {
-            MaskRule::Alpha(_) => out.mask_alpha(out.bands() - 1).map_err(internal)?,
+            MaskRule::Alpha(a) => {
+                // The alpha band is last unless it was asked for among the bands.
+                let at = plan.read_bands().iter().position(|&b| b == a);
+                out.mask_alpha(at.unwrap_or(out.bands() - 1))
+                    .map_err(internal)?;
+            }
             MaskRule::Nodata(nd) => out.mask_nodata(nd),
             MaskRule::Internal | MaskRule::AllValid => {}
         }

@@ -220,3 +220,33 @@ async fn int16_over_float32_composites_as_float32() {
         );
     }
 }
+
+/// The alpha band decides validity wherever it stands among the bands asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alpha_decides_validity_in_any_band_order() {
+    let engine = Engine::new(&EngineConfig::default()).unwrap();
+    let src = engine
+        .open_path(&data("odd_bahamas_rgba_alpha_deflate.tif"))
+        .await
+        .unwrap();
+    let tile = |bands: Vec<usize>| TileRequest {
+        bands: Some(bands),
+        ..req(8, 72, 109)
+    };
+    let red = engine
+        .read_tile(std::slice::from_ref(&src), &tile(vec![1]))
+        .await
+        .unwrap();
+    assert!(
+        red.valid_fraction() > 0.0 && red.valid_fraction() < 1.0,
+        "{}",
+        red.valid_fraction()
+    );
+    for bands in [vec![4, 1], vec![1, 4], vec![3, 4, 2]] {
+        let r = engine
+            .read_tile(std::slice::from_ref(&src), &tile(bands.clone()))
+            .await
+            .unwrap();
+        assert_eq!(r.mask(), red.mask(), "bands {bands:?}");
+    }
+}
