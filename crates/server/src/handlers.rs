@@ -105,7 +105,7 @@ fn keys_object(names: &[String], values: &[String]) -> Value {
 }
 
 /// The fields of a dataset's metadata object (what `?columns=` may select).
-const METADATA_COLUMNS: &[&str] = &[
+pub(crate) const METADATA_COLUMNS: &[&str] = &[
     "keys",
     "bounds",
     "convex_hull",

@@ -974,21 +974,7 @@ fn build(keys: Keys<'_>) -> Value {
     if let Some(f) = first {
         body_example = json!({ "keys": [f] });
     }
-    let columns: Vec<&str> = vec![
-        "bounds",
-        "convex_hull",
-        "valid_percentage",
-        "range",
-        "mean",
-        "stdev",
-        "percentiles",
-        "metadata",
-        "band_count",
-        "dtype",
-        "bands",
-        "keys",
-    ];
-    let column = format!("(?:{})", columns.join("|"));
+    let column = format!("(?:{})", crate::handlers::METADATA_COLUMNS.join("|"));
     paths.insert(
         "/metadata".into(),
         json!({ "post": {
