@@ -52,7 +52,7 @@ pub struct TileArgs {
     #[arg(long, default_value_t = 0)]
     buffer: u32,
     /// JPEG / WebP quality (1-100).
-    #[arg(long, default_value_t = 85)]
+    #[arg(long, default_value_t = kiln_engine::render::DEFAULT_QUALITY)]
     quality: u8,
 }
 

@@ -23,6 +23,8 @@ use crate::{Engine, EngineError, OpenSource};
 
 /// Longest side of a preview image unless the caller asks otherwise.
 pub const PREVIEW_DEFAULT_PX: usize = 256;
+/// JPEG / WebP quality of image tiles unless the caller says otherwise (server and CLI).
+pub const DEFAULT_QUALITY: u8 = 85;
 /// Largest side of any rendered grid (tiles with buffer, previews).
 pub const MAX_GRID_PX: usize = 4096;
 /// Largest tile buffer, in pixels on each side.

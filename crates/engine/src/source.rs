@@ -14,6 +14,7 @@ use kiln_core::{Crs, DataType, GeoTransform, Raster};
 use kiln_storage::{ByteRange, ByteSource, SourceIdentity};
 
 use crate::header_fetch::fetch_header;
+use crate::render::MAX_GRID_PX;
 use crate::window::{assemble, BlockId, MaskRule, Plane, WindowPlan};
 use crate::{CpuPool, EngineError};
 
@@ -280,27 +281,16 @@ impl Engine {
         sources: &[Arc<OpenSource>],
         req: &TileRequest,
     ) -> Result<Raster, EngineError> {
-        if !(req.tile_size == 256 || req.tile_size == 512) {
-            return Err(EngineError::bad_request(
-                "tile_size",
-                format!("{} is not 256 or 512", req.tile_size),
-            ));
-        }
-        let grid = GridSpec {
-            transform: self
-                .inner
-                .tms
-                .tile_transform(req.tile, tile_size_u32(req.tile_size)),
-            width: req.tile_size,
-            height: req.tile_size,
-        };
+        // A size that does not fit u32 is refused by `area_grid` like any other bad size.
+        let size = u32::try_from(req.tile_size).unwrap_or(u32::MAX);
+        let grid = self.area_grid(&crate::Area::tile(req.tile, size))?;
         self.read_grid(sources, &grid, req.bands.clone(), req.resampling)
             .await
     }
 
     /// Reads raw values on any grid in the tile CRS (previews, point samples), compositing
     /// `sources` by precedence as [`Self::read_tile`] does. `bands` are 1-based; `None` = all
-    /// but alpha. The grid is bounded to 4096 x 4096 pixels.
+    /// but alpha. The grid is bounded to [`MAX_GRID_PX`] pixels a side.
     pub async fn read_grid(
         &self,
         sources: &[Arc<OpenSource>],
@@ -308,11 +298,15 @@ impl Engine {
         bands: Option<Vec<usize>>,
         resampling: Resampling,
     ) -> Result<Raster, EngineError> {
-        if grid.width == 0 || grid.height == 0 || grid.width > 4096 || grid.height > 4096 {
+        if grid.width == 0
+            || grid.height == 0
+            || grid.width > MAX_GRID_PX
+            || grid.height > MAX_GRID_PX
+        {
             return Err(EngineError::bad_request(
                 "size",
                 format!(
-                    "{}x{} pixels: each side must be 1 to 4096",
+                    "{}x{} pixels: each side must be 1 to {MAX_GRID_PX}",
                     grid.width, grid.height
                 ),
             ));
@@ -568,11 +562,6 @@ pub(crate) fn resolve_datum_shift(
         Some((lon, lat)) => crs.with_datum_shift_at(lon, lat),
         None => crs,
     }
-}
-
-/// Tile sizes are validated to 256 or 512 before use; this keeps the conversion total.
-pub(crate) fn tile_size_u32(size: usize) -> u32 {
-    u32::try_from(size).unwrap_or(u32::MAX)
 }
 
 fn ifd_of(header: &TiffHeader, id: BlockId) -> Option<&kiln_cog::ImageIfd> {

@@ -25,8 +25,6 @@ type Pairs = AxQuery<Vec<(String, String)>>;
 
 /// Most datasets one `POST /metadata` may ask for.
 const MAX_METADATA_BATCH: usize = 100;
-/// JPEG/WebP quality of image tiles unless `quality` says otherwise.
-const DEFAULT_QUALITY: u8 = 85;
 
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
@@ -240,7 +238,7 @@ fn split_keys(path: &str) -> Vec<String> {
 
 fn quality(q: &Query) -> Result<u8, ApiError> {
     match q.number::<u8>("quality")? {
-        None => Ok(DEFAULT_QUALITY),
+        None => Ok(kiln_engine::render::DEFAULT_QUALITY),
         Some(v) if (1..=100).contains(&v) => Ok(v),
         Some(v) => Err(ApiError::bad_param(
             "quality",
