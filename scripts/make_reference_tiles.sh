@@ -21,8 +21,8 @@ data="${KILN_DATA_DIR:-$repo/../shared/data}"
 python="${PYTHON:-python3}"
 force="${1:-}"
 
-want="$(cat "$here/make_reference_tiles.py" "$here/make_jpeg_reference_blocks.py" "$here/make_fixtures.py" "$here/make_stats_reference.py" "$here/py-requirements.txt" | sha256sum | cut -d' ' -f1)"
-if [ "$force" != "--force" ] && [ -f "$out/manifest.json" ] && [ -f "$out/jpeg/manifest.json" ] && [ -f "$out/fixtures/manifest.json" ] && [ -f "$out/fixtures/geokeys/manifest.json" ] && [ -f "$out/stats/dem_srtm30s_luxembourg_i16_lzw.json" ] && [ -f "$out/.stamp" ] \
+want="$(cat "$here/make_reference_tiles.py" "$here/make_jpeg_reference_blocks.py" "$here/make_fixtures.py" "$here/make_stats_reference.py" "$here/make_terrain_reference.py" "$here/py-requirements.txt" | sha256sum | cut -d' ' -f1)"
+if [ "$force" != "--force" ] && [ -f "$out/manifest.json" ] && [ -f "$out/jpeg/manifest.json" ] && [ -f "$out/fixtures/manifest.json" ] && [ -f "$out/fixtures/geokeys/manifest.json" ] && [ -f "$out/stats/dem_srtm30s_luxembourg_i16_lzw.json" ] && [ -f "$out/terrain/manifest.json" ] && [ -f "$out/.stamp" ] \
     && [ "$(cat "$out/.stamp")" = "$want" ]; then
     echo "reference tiles up to date in $out"
     exit 0
@@ -56,4 +56,7 @@ rm -f "$out/.stamp" "$out/manifest.json"
 "$venv/bin/python" "$here/make_fixtures.py" --data-dir "$data" --out "$out/fixtures"
 # numpy statistics of shared files, for crates/engine/tests/stats.rs.
 "$venv/bin/python" "$here/make_stats_reference.py" --data-dir "$data" --out "$out/stats"
+# DEM fixtures, rio-rgbify Terrain-RGB tiles and gdaldem hillshades for the terrain tests
+# (also runs Debian's gdalwarp / gdal_translate / gdaldem).
+"$venv/bin/python" "$here/make_terrain_reference.py" --data-dir "$data" --out "$out/terrain"
 echo "$want" > "$out/.stamp"
