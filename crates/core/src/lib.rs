@@ -3,7 +3,8 @@
 //! It owns the value types every other crate speaks in (data types, sample buffers, rasters
 //! with validity masks, geotransforms, bounds), the tile matrix sets and tile math, coordinate
 //! reference systems and their transforms, warping/resampling into a tile grid, and the
-//! products built from a warped tile (stretch, colormaps, encoders). Nothing here knows about
+//! products built from a warped tile (stretch, colormaps, encoders) and terrain products
+//! (terrarium and terrain-RGB encodings, normal maps, hillshade). Nothing here knows about
 //! files, HTTP, SQL or the environment.
 
 pub mod crs;
@@ -14,6 +15,7 @@ pub mod geo;
 pub mod overview;
 pub mod product;
 pub mod raster;
+pub mod terrain;
 pub mod tms;
 pub mod warp;
 
