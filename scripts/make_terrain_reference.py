@@ -152,6 +152,8 @@ class Paths:
         shown = []
         for a in argv:
             a = str(a)
+            if os.path.isabs(a):
+                a = os.path.abspath(a)  # /repo/../shared/data/x -> /shared/data/x
             for root, name in self.roots:
                 if os.path.isabs(a) and (a == root or a.startswith(root + os.sep)):
                     a = name + a[len(root):]
