@@ -6,6 +6,7 @@
 //! async block fetch, decode, mask building, warp, compositing by precedence). Products and
 //! encoders are applied on top by [`render`]; catalog metadata for ingest by [`ingest`].
 
+pub mod collection;
 mod error;
 mod footprint;
 mod header_fetch;
@@ -19,15 +20,18 @@ mod source;
 mod stats;
 mod window;
 
+pub use collection::{
+    CollectionIndex, CollectionRender, CollectionSource, MemberInput, FOOTPRINT_MARGIN_CELLS,
+};
 pub use error::EngineError;
 pub use footprint::{compute_footprint, Footprint, FootprintOptions};
 pub use header_fetch::read_tiff_header;
 pub use info::{source_info, SourceInfo};
 pub use pool::CpuPool;
-pub use render::{OutputFormat, RenderOutput, Timings};
+pub use render::{OutputFormat, RenderOutput, SourceTrace, Timings};
 pub use request::{
     Area, Bound, ColormapChoice, ComputeOutput, ImageOutput, Layer, Product, RangeSpec, RawFormat,
-    RenderKey, RenderRequest, Tms,
+    RenderKey, RenderRequest, Terrain, Tms,
 };
-pub use source::{Engine, EngineConfig, OpenSource, TileRequest};
+pub use source::{Engine, EngineConfig, OpenSource, TileRequest, Traced};
 pub use stats::{compute_statistics, BandStats, DatasetStats, StatsOptions, FINE_BINS};

@@ -17,7 +17,8 @@ use kiln_core::warp::{GridSpec, Resampling};
 use kiln_core::{DataType, GeoBounds, GeoTransform, Raster, Samples};
 
 use crate::request::{
-    Area, ColormapChoice, ComputeOutput, ImageOutput, Product, RawFormat, RenderRequest, Tms,
+    Area, ColormapChoice, ComputeOutput, ImageOutput, Product, RawFormat, RenderRequest, Terrain,
+    Tms,
 };
 use crate::{Engine, EngineError, OpenSource};
 
@@ -63,6 +64,17 @@ pub struct RenderOutput {
     pub bytes: Vec<u8>,
     pub content_type: &'static str,
     pub timings: Timings,
+    /// Which sources of the first layer were read and which filled pixels.
+    pub sources: SourceTrace,
+}
+
+/// Indices into the first layer's sources (a collection's candidates, in composite order).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SourceTrace {
+    /// Sources whose window overlapped the area and were read.
+    pub read: Vec<usize>,
+    /// Sources that filled at least one pixel no earlier source had.
+    pub contributed: Vec<usize>,
 }
 
 /// Stage durations of one render: reading (fetch, decode, warp, stack, band math) and encoding.
@@ -86,13 +98,18 @@ enum Encoding {
         stretch: [Option<(f64, f64)>; 3],
         image: ImageOutput,
     },
+    Terrain {
+        terrain: Terrain,
+        /// The tile's zoom, for per-zoom quantisation.
+        zoom: Option<u8>,
+    },
 }
 
 impl Engine {
     /// Renders `req`: the encoded bytes, their MIME type and the stage timings.
     pub async fn render(&self, req: &RenderRequest) -> Result<RenderOutput, EngineError> {
         let t0 = Instant::now();
-        let values = self.render_values(req).await?;
+        let (values, sources) = self.render_values_traced(req).await?;
         let t1 = Instant::now();
         let bytes = self.encode(req, values).await?;
         Ok(RenderOutput {
@@ -102,6 +119,7 @@ impl Engine {
                 read: t1 - t0,
                 encode: t1.elapsed(),
             },
+            sources,
         })
     }
 
@@ -146,7 +164,25 @@ impl Engine {
     /// The values of a request before encoding: every layer read over the area and stacked
     /// band after band, and for band math the expression's result (float64, NaN invalid).
     pub async fn render_values(&self, req: &RenderRequest) -> Result<Raster, EngineError> {
+        Ok(self.render_values_traced(req).await?.0)
+    }
+
+    /// The grid a request reads: its area, grown by the margin its product needs (terrain
+    /// gradients read one pixel more on every side, so tiles meet without seams).
+    pub fn read_grid_of(&self, req: &RenderRequest) -> Result<GridSpec, EngineError> {
         let grid = self.area_grid(&req.area)?;
+        let margin = match &req.product {
+            Product::Terrain(t) => t.margin(),
+            _ => 0,
+        };
+        Ok(grow(&grid, margin))
+    }
+
+    async fn render_values_traced(
+        &self,
+        req: &RenderRequest,
+    ) -> Result<(Raster, SourceTrace), EngineError> {
+        let grid = self.read_grid_of(req)?;
         if req.layers.is_empty() || req.layers.iter().any(|l| l.sources.is_empty()) {
             return Err(EngineError::bad_request("sources", "nothing to read"));
         }
@@ -168,12 +204,20 @@ impl Engine {
             }
             groups.push((i, layer.bands.clone()));
         }
-        let reads = groups
-            .into_iter()
-            .map(|(i, bands)| self.read_grid(&req.layers[i].sources, &grid, bands, req.resampling));
-        let rasters = futures_util::future::try_join_all(reads).await?;
+        let reads = groups.into_iter().map(|(i, bands)| {
+            self.read_grid_traced(&req.layers[i].sources, &grid, bands, req.resampling)
+        });
+        let traced = futures_util::future::try_join_all(reads).await?;
+        let trace = traced
+            .first()
+            .map(|t| SourceTrace {
+                read: t.read.clone(),
+                contributed: t.contributed.clone(),
+            })
+            .unwrap_or_default();
+        let rasters = traced.into_iter().map(|t| t.raster).collect();
         let stacked = Raster::stack(rasters).map_err(|e| EngineError::from_core("", e))?;
-        match &req.product {
+        let values = match &req.product {
             Product::Compute {
                 expression,
                 variables,
@@ -184,10 +228,11 @@ impl Engine {
                 let variables = variables.clone();
                 self.pool()
                     .run(move || evaluate(&expr, &variables, &stacked))
-                    .await?
+                    .await??
             }
-            _ => Ok(stacked),
-        }
+            _ => stacked,
+        };
+        Ok((values, trace))
     }
 
     /// Encodes values made by [`Self::render_values`] for `req`, on the CPU pool.
@@ -197,6 +242,13 @@ impl Engine {
         values: Raster,
     ) -> Result<Vec<u8>, EngineError> {
         let encoding = resolve_encoding(req, &values)?;
+        if let Encoding::Terrain { terrain, zoom } = encoding {
+            let grid = self.read_grid_of(req)?;
+            return self
+                .pool()
+                .run(move || encode_terrain(&values, &grid, terrain, zoom))
+                .await?;
+        }
         let source = req
             .layers
             .first()
@@ -264,6 +316,21 @@ impl Engine {
         lon: f64,
         lat: f64,
     ) -> Result<Option<Vec<f64>>, EngineError> {
+        Ok(self
+            .sample_point_traced(sources, lon, lat, None)
+            .await?
+            .map(|(values, _)| values))
+    }
+
+    /// [`Self::sample_point`] of `bands` (1-based; `None` = all but alpha), also telling
+    /// which source (index into `sources`) gave the values.
+    pub async fn sample_point_traced(
+        &self,
+        sources: &[Arc<OpenSource>],
+        lon: f64,
+        lat: f64,
+        bands: Option<Vec<usize>>,
+    ) -> Result<Option<(Vec<f64>, usize)>, EngineError> {
         check_lonlat(lon, lat)?;
         let (x, y) = self
             .tile_matrix_set()
@@ -281,17 +348,22 @@ impl Engine {
             width: 1,
             height: 1,
         };
-        let raster = self
-            .read_grid(sources, &grid, None, Resampling::Nearest)
+        let traced = self
+            .read_grid_traced(sources, &grid, bands, Resampling::Nearest)
             .await?;
+        let raster = traced.raster;
         if raster.mask().first().is_none_or(|&m| m == 0) {
             return Ok(None);
         }
-        Ok(Some(
+        let Some(&which) = traced.contributed.first() else {
+            return Ok(None);
+        };
+        Ok(Some((
             (0..raster.bands())
                 .map(|b| raster.samples().get_f64(b))
                 .collect(),
-        ))
+            which,
+        )))
     }
 }
 
@@ -357,6 +429,13 @@ fn resolve_encoding(req: &RenderRequest, values: &Raster) -> Result<Encoding, En
                 image: *image,
             }
         }
+        Product::Terrain(terrain) => Encoding::Terrain {
+            terrain: *terrain,
+            zoom: match req.area {
+                Area::Tile { tile, .. } => Some(tile.z()),
+                Area::Grid(_) => None,
+            },
+        },
         Product::Compute { output, .. } => match output {
             ComputeOutput::Raw(RawFormat::GeoTiff) => {
                 return Err(EngineError::bad_request(
@@ -463,6 +542,11 @@ fn encode_sync(
             image.format,
             image.quality,
         ),
+        Encoding::Terrain { terrain, .. } => {
+            return Err(EngineError::Internal {
+                reason: format!("terrain product {terrain:?} reached the image encoder"),
+            })
+        }
         Encoding::Rgb { stretch, image } => {
             let auto = stretch_for(raster, None, None).map_err(core_err)?;
             let mut s = [auto; 3];
@@ -613,4 +697,134 @@ fn stretch_for(
         hi = lo + 1.0;
     }
     Stretch::new(lo, hi)
+}
+
+/// `grid` grown by `px` pixels on every side.
+fn grow(grid: &GridSpec, px: u32) -> GridSpec {
+    if px == 0 {
+        return *grid;
+    }
+    let p = f64::from(px);
+    let mut tf = grid.transform;
+    tf.0[0] -= p * tf.0[1];
+    tf.0[3] -= p * tf.0[5];
+    GridSpec {
+        transform: tf,
+        width: grid.width + 2 * px as usize,
+        height: grid.height + 2 * px as usize,
+    }
+}
+
+/// Encodes the first band of `values` (read on `grid`, which includes the product's margin)
+/// as a terrain product.
+fn encode_terrain(
+    values: &Raster,
+    grid: &GridSpec,
+    terrain: Terrain,
+    zoom: Option<u8>,
+) -> Result<Vec<u8>, EngineError> {
+    use kiln_core::terrain;
+    let core_err = |e| EngineError::from_core("", e);
+    let mut first = values.clone();
+    first.truncate_bands(1).map_err(core_err)?;
+    let first = first.convert(DataType::F32);
+    let (w, h) = (first.width(), first.height());
+    let Samples::F32(heights) = first.samples() else {
+        return Err(EngineError::Internal {
+            reason: "float32 conversion gave another type".into(),
+        });
+    };
+    let mask = first.mask();
+    let quantise = |q: bool| if q { zoom } else { None };
+    let transform = first.transform().copied().unwrap_or(grid.transform);
+    let image = match terrain {
+        Terrain::Raw => {
+            let raw = Raster::new(w, h, 1, Samples::F32(heights.clone()), mask.to_vec())
+                .map_err(core_err)?
+                .with_transform(transform);
+            return product::encode_npy(&raw).map_err(core_err);
+        }
+        Terrain::GeoTiff => {
+            let ints: Vec<i16> = heights
+                .iter()
+                .zip(mask)
+                .map(|(&v, &m)| {
+                    if m == 0 || !v.is_finite() {
+                        i16::MIN
+                    } else {
+                        // Saturating, and never the nodata value.
+                        v.round().clamp(-32767.0, 32767.0) as i16
+                    }
+                })
+                .collect();
+            let valid: Vec<u8> = ints
+                .iter()
+                .map(|&v| if v == i16::MIN { 0 } else { 255 })
+                .collect();
+            let raster = Raster::new(w, h, 1, Samples::I16(ints), valid)
+                .map_err(core_err)?
+                .with_transform(transform);
+            return kiln_cog::write::write_geotiff_tile(&raster, 3857, Some(f64::from(i16::MIN)))
+                .map_err(|e| EngineError::from_cog("", e));
+        }
+        Terrain::Terrarium { image, quantise: q } => (
+            terrain::terrarium_image(heights, mask, w, h, quantise(q)).map_err(core_err)?,
+            image,
+            true,
+        ),
+        Terrain::TerrainRgb {
+            base,
+            interval,
+            image,
+            quantise: q,
+        } => {
+            let enc = terrain::TerrainRgb::new(base, interval)
+                .map_err(|e| EngineError::bad_request("interval", e.to_string()))?;
+            (
+                terrain::terrain_rgb_image(heights, mask, w, h, &enc, quantise(q))
+                    .map_err(core_err)?,
+                image,
+                true,
+            )
+        }
+        Terrain::Normal { image } => {
+            let rows = terrain::web_mercator_row_metres(&transform, h);
+            let win = terrain::HeightWindow::new(w, h, heights, mask, &rows).map_err(core_err)?;
+            (
+                terrain::normal_image(&win, 1).map_err(core_err)?,
+                image,
+                true,
+            )
+        }
+        Terrain::Hillshade {
+            azimuth,
+            altitude,
+            z_factor,
+            image,
+        } => {
+            let shade = terrain::Hillshade::new(azimuth, altitude, z_factor)
+                .map_err(|e| EngineError::bad_request("hillshade", e.to_string()))?;
+            let rows = terrain::web_mercator_row_metres(&transform, h);
+            let win = terrain::HeightWindow::new(w, h, heights, mask, &rows).map_err(core_err)?;
+            (
+                terrain::hillshade_image(&win, 1, &shade).map_err(core_err)?,
+                image,
+                false,
+            )
+        }
+    };
+    let (img, out, exact) = image;
+    match out.format {
+        ImageFormat::Png => product::encode_png(&img).map_err(core_err),
+        // Colours that encode heights or normals must survive: lossless.
+        ImageFormat::Webp if exact => product::encode_webp_lossless(&img).map_err(core_err),
+        _ if exact => Err(EngineError::bad_request(
+            "format",
+            "terrain tiles whose colours encode values are .png or .webp (lossless)",
+        )),
+        format => {
+            let quality = Quality::new(out.quality).map_err(core_err)?;
+            img.encode(format, quality).map_err(core_err)
+        }
+    }
 }

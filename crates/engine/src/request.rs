@@ -63,11 +63,10 @@ impl Layer {
 impl PartialEq for Layer {
     fn eq(&self, other: &Self) -> bool {
         self.sources.len() == other.sources.len()
-            && self
-                .sources
-                .iter()
-                .zip(&other.sources)
-                .all(|(a, b)| a.identity() == b.identity())
+            && self.sources.iter().zip(&other.sources).all(|(a, b)| {
+                a.identity() == b.identity()
+                    && a.header().nodata.map(f64::to_bits) == b.header().nodata.map(f64::to_bits)
+            })
             && self.bands == other.bands
             && stats_bits(self.stats.as_deref()) == stats_bits(other.stats.as_deref())
     }
@@ -79,6 +78,8 @@ impl Hash for Layer {
         for s in &self.sources {
             let id = s.identity();
             (&id.uri, id.size, &id.version).hash(state);
+            // A collection may override a source's nodata value.
+            s.header().nodata.map(f64::to_bits).hash(state);
         }
         self.bands.hash(state);
         stats_bits(self.stats.as_deref()).hash(state);
@@ -319,6 +320,87 @@ pub enum Product {
         variables: Vec<usize>,
         output: ComputeOutput,
     },
+    /// An elevation product of the first band (a DEM or a collection's composite).
+    Terrain(Terrain),
+}
+
+/// Elevation products (Mapzen's and Mapbox's terrain tiles): heights in metres from the
+/// first band read; see `kiln_core::terrain` for the encodings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Terrain {
+    /// Heights as float32, then the mask (`.npy`, TiTiler's layout).
+    Raw,
+    /// Mapzen terrarium RGB (PNG, or lossless WebP); `quantise` rounds heights to the
+    /// precision the tile's zoom can show (Mapterhorn).
+    Terrarium { image: ImageOutput, quantise: bool },
+    /// Mapbox terrain-RGB with rio-rgbify's base and interval.
+    TerrainRgb {
+        base: f64,
+        interval: f64,
+        image: ImageOutput,
+        quantise: bool,
+    },
+    /// Mapzen normal tiles: RGB the unit surface normal, alpha a quantised height.
+    Normal { image: ImageOutput },
+    /// Grey shaded relief with transparent voids.
+    Hillshade {
+        azimuth: f64,
+        altitude: f64,
+        z_factor: f64,
+        image: ImageOutput,
+    },
+    /// Mapzen's GeoTIFF tiles: int16 heights (rounded, clamped), nodata −32768.
+    GeoTiff,
+}
+
+impl Terrain {
+    /// Pixels the product needs around the area (gradients need their neighbours).
+    pub fn margin(&self) -> u32 {
+        match self {
+            Self::Normal { .. } | Self::Hillshade { .. } => 1,
+            _ => 0,
+        }
+    }
+
+    /// The image output, for image products.
+    pub fn image(&self) -> Option<ImageOutput> {
+        match *self {
+            Self::Terrarium { image, .. }
+            | Self::TerrainRgb { image, .. }
+            | Self::Normal { image }
+            | Self::Hillshade { image, .. } => Some(image),
+            Self::Raw | Self::GeoTiff => None,
+        }
+    }
+}
+
+impl Hash for Terrain {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match *self {
+            Self::Raw | Self::GeoTiff => {}
+            Self::Terrarium { image, quantise } => (image, quantise).hash(state),
+            Self::TerrainRgb {
+                base,
+                interval,
+                image,
+                quantise,
+            } => (base.to_bits(), interval.to_bits(), image, quantise).hash(state),
+            Self::Normal { image } => image.hash(state),
+            Self::Hillshade {
+                azimuth,
+                altitude,
+                z_factor,
+                image,
+            } => (
+                azimuth.to_bits(),
+                altitude.to_bits(),
+                z_factor.to_bits(),
+                image,
+            )
+                .hash(state),
+        }
+    }
 }
 
 /// A render's cache key: 128 bits of SHA-256 over the request's `Hash` stream. Equal requests
@@ -381,6 +463,11 @@ impl RenderRequest {
                 output: ComputeOutput::Image { image, .. },
                 ..
             } => image.format.mime_type(),
+            Product::Terrain(t) => match t.image() {
+                Some(image) => image.format.mime_type(),
+                None if *t == Terrain::GeoTiff => raw(RawFormat::GeoTiff),
+                None => raw(RawFormat::Npy),
+            },
         }
     }
 

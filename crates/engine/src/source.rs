@@ -140,6 +140,16 @@ impl OpenSource {
     }
 }
 
+/// A composite read and its trace.
+#[derive(Debug, Clone)]
+pub struct Traced {
+    pub raster: Raster,
+    /// Sources whose window overlapped the grid and were read (indices, in order).
+    pub read: Vec<usize>,
+    /// Sources that filled at least one pixel no earlier source had.
+    pub contributed: Vec<usize>,
+}
+
 /// What tile to render from a list of sources.
 #[derive(Debug, Clone)]
 pub struct TileRequest {
@@ -274,6 +284,22 @@ impl Engine {
             .map_err(|e: Arc<EngineError>| (*e).clone())
     }
 
+    /// The same source with its nodata value replaced (a collection member's void override):
+    /// pixels equal to `nodata` are invalid unless the file has an internal mask or an alpha
+    /// band. A new source for the block cache, since sparse blocks read as the nodata value.
+    pub fn with_nodata(&self, src: &Arc<OpenSource>, nodata: f64) -> Arc<OpenSource> {
+        let mut header = (*src.header).clone();
+        header.nodata = Some(nodata);
+        Arc::new(OpenSource {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            source: src.source.clone(),
+            header: Arc::new(header),
+            transform: src.transform,
+            crs: src.crs.clone(),
+            to_tiles: src.to_tiles.clone(),
+        })
+    }
+
     /// Reads a tile of raw values: the first source that has data for a pixel wins
     /// (precedence order), later sources fill only the pixels still empty.
     pub async fn read_tile(
@@ -298,6 +324,21 @@ impl Engine {
         bands: Option<Vec<usize>>,
         resampling: Resampling,
     ) -> Result<Raster, EngineError> {
+        Ok(self
+            .read_grid_traced(sources, grid, bands, resampling)
+            .await?
+            .raster)
+    }
+
+    /// [`Self::read_grid`], also telling which sources were read and which of them filled
+    /// pixels (indices into `sources`).
+    pub async fn read_grid_traced(
+        &self,
+        sources: &[Arc<OpenSource>],
+        grid: &GridSpec,
+        bands: Option<Vec<usize>>,
+        resampling: Resampling,
+    ) -> Result<Traced, EngineError> {
         if grid.width == 0
             || grid.height == 0
             || grid.width > MAX_GRID_PX
@@ -319,13 +360,26 @@ impl Engine {
             .reduce(DataType::promote)
             .unwrap_or(DataType::U8);
         let mut out: Option<Raster> = None;
-        for src in sources {
+        let (mut read, mut contributed) = (Vec::new(), Vec::new());
+        for (i, src) in sources.iter().enumerate() {
             let Some(r) = self
                 .read_source(src, grid, bands.as_deref(), resampling)
                 .await?
             else {
                 continue;
             };
+            read.push(i);
+            let fills = match &out {
+                None => r.mask().iter().any(|&m| m != 0),
+                Some(acc) => acc
+                    .mask()
+                    .iter()
+                    .zip(r.mask())
+                    .any(|(&a, &b)| a == 0 && b != 0),
+            };
+            if fills {
+                contributed.push(i);
+            }
             let acc = match out.take() {
                 None => r,
                 Some(acc) => acc
@@ -342,8 +396,8 @@ impl Engine {
                 break;
             }
         }
-        match out {
-            Some(r) => Ok(r.convert(dtype)),
+        let raster = match out {
+            Some(r) => r.convert(dtype),
             None => {
                 let nb = match sources.first() {
                     Some(s) => bands
@@ -353,9 +407,14 @@ impl Engine {
                 };
                 let empty = Raster::empty(grid.width, grid.height, nb, dtype)
                     .map_err(|e| EngineError::bad_request("bands", e.to_string()))?;
-                Ok(empty.with_transform(grid.transform))
+                empty.with_transform(grid.transform)
             }
-        }
+        };
+        Ok(Traced {
+            raster,
+            read,
+            contributed,
+        })
     }
 
     async fn read_source(

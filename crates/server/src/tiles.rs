@@ -174,6 +174,7 @@ mod tests {
             bytes,
             content_type: "image/png",
             timings: Timings::default(),
+            sources: Default::default(),
         }
     }
 

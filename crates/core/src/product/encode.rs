@@ -361,6 +361,16 @@ const WEBP_MAX_SIDE: usize = 16_383;
 /// Lossy WebP; alpha is kept when the layout has it. Uses libwebp method 2: the default (4) is
 /// markedly slower for a small size gain on tiles.
 pub fn encode_webp(image: &Image8, quality: Quality) -> Result<Vec<u8>, CoreError> {
+    webp_encode(image, Some(quality))
+}
+
+/// Lossless WebP (every sample kept: terrain tiles whose colours encode heights).
+pub fn encode_webp_lossless(image: &Image8) -> Result<Vec<u8>, CoreError> {
+    webp_encode(image, None)
+}
+
+/// `quality: None` = lossless.
+fn webp_encode(image: &Image8, quality: Option<Quality>) -> Result<Vec<u8>, CoreError> {
     if image.width == 0
         || image.height == 0
         || image.width > WEBP_MAX_SIDE
@@ -397,8 +407,18 @@ pub fn encode_webp(image: &Image8, quality: Quality) -> Result<Vec<u8>, CoreErro
     };
     let mut config = webp::WebPConfig::new()
         .map_err(|()| CoreError::invalid("WebP encoding", "libwebp config init failed"))?;
-    config.lossless = 0;
-    config.quality = f32::from(quality.get());
+    match quality {
+        Some(q) => {
+            config.lossless = 0;
+            config.quality = f32::from(q.get());
+        }
+        None => {
+            config.lossless = 1;
+            // libwebp's lossless effort scale; 75 is its default and far from its slowest.
+            config.quality = 75.0;
+            config.exact = 1;
+        }
+    }
     config.method = 2;
     config.alpha_compression = 1;
     let encoded = webp::Encoder::new(&data, layout, w, h)

@@ -17,8 +17,8 @@ pub use colormap::{
     Palette, COLORMAP_LEN, MAX_COLORMAP_VALUES, MAX_EXPLICIT_ENTRIES,
 };
 pub use encode::{
-    encode_jpeg, encode_png, encode_png_gray_trns, encode_png_indexed, encode_webp, Image8,
-    ImageFormat, PixelLayout, Quality,
+    encode_jpeg, encode_png, encode_png_gray_trns, encode_png_indexed, encode_webp,
+    encode_webp_lossless, Image8, ImageFormat, PixelLayout, Quality,
 };
 pub use npy::{encode_npy, npy_descr, npy_dtype, npy_header};
 pub use stretch::{stretch_to_byte, stretch_to_index, Stretch};
