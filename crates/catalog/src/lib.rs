@@ -11,7 +11,13 @@
 //! one value per key mapped to a source URI, plus optional metadata (optional so that a server
 //! can register files first and compute metadata lazily). Every write is one transaction: a
 //! killed process leaves each dataset either fully written or untouched.
+//!
+//! A catalog also holds *collections* ([`CollectionInfo`]): named sets of members (catalog
+//! datasets or bare URIs) with a priority and zoom range each, composited by precedence into
+//! one layer. Deleting a dataset removes it from every collection in the same transaction;
+//! replacing it keeps its memberships, which then see the new URI and metadata.
 
+mod collection;
 mod error;
 mod fault;
 mod model;
@@ -27,14 +33,17 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
+pub use collection::{
+    CollectionInfo, Member, MemberRef, MemberSettings, MAX_BLEND_PX, MAX_MEMBER_ZOOM,
+};
 pub use error::CatalogError;
 pub use model::{BandStats, DatasetMetadata, PERCENTILE_COUNT};
 pub use sqlite::{SqliteCatalog, SCHEMA_VERSION};
 #[cfg(any(test, feature = "conformance"))]
 pub use sqlite_harness::SqliteHarness;
 pub use validate::{
-    MAX_DESCRIPTION_CHARS, MAX_FILTER_VALUES, MAX_KEYS, MAX_KEY_NAME_CHARS, MAX_KEY_VALUE_BYTES,
-    MAX_PAGE_LIMIT,
+    MAX_COLLECTION_NAME_CHARS, MAX_DESCRIPTION_CHARS, MAX_FILTER_VALUES, MAX_KEYS,
+    MAX_KEY_NAME_CHARS, MAX_KEY_VALUE_BYTES, MAX_PAGE_LIMIT,
 };
 
 /// A boxed, sendable future (what trait objects of [`Catalog`] return).
@@ -166,12 +175,13 @@ impl Page {
     }
 }
 
-/// What [`Catalog::insert`] did.
+/// What [`Catalog::insert`] (or [`Catalog::put_member`]) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertOutcome {
     Inserted,
     /// The keys existed: URI and metadata were replaced (old metadata dropped even when the new
-    /// insert carries none, since it described the old source).
+    /// insert carries none, since it described the old source). From
+    /// [`Catalog::put_member`]: the member existed and its settings were replaced.
     Replaced,
 }
 
@@ -226,11 +236,68 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
         keys: &'a [String],
     ) -> BoxFuture<'a, Result<Option<DatasetMetadata>, CatalogError>>;
 
-    /// Deletes a dataset and its metadata; [`CatalogError::NotFound`] when absent.
+    /// Deletes a dataset, its metadata and its memberships in collections (one transaction);
+    /// [`CatalogError::NotFound`] when absent.
     fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<(), CatalogError>>;
 
     /// Whether a dataset exists (`ingest --skip-existing`).
     fn contains<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<bool, CatalogError>>;
+
+    /// Creates an empty collection: `true` when created, `false` when one of that name exists
+    /// (its description is then left unchanged). Names: `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`,
+    /// compared exactly (case-sensitive).
+    fn create_collection<'a>(
+        &'a self,
+        name: &'a str,
+        description: &'a str,
+    ) -> BoxFuture<'a, Result<bool, CatalogError>>;
+
+    /// Changes what is given of a collection's description and seam blending width (finite,
+    /// `0..=MAX_BLEND_PX`); [`CatalogError::NotFound`] when absent.
+    fn update_collection<'a>(
+        &'a self,
+        name: &'a str,
+        description: Option<&'a str>,
+        blend_px: Option<f64>,
+    ) -> BoxFuture<'a, Result<(), CatalogError>>;
+
+    /// Every collection, ordered by name (byte order).
+    fn collections(&self) -> BoxFuture<'_, Result<Vec<CollectionInfo>, CatalogError>>;
+
+    /// One collection and its members, ordered by priority (highest first), then by the order
+    /// in which they were first added; [`CatalogError::NotFound`] when absent. Dataset members
+    /// carry the dataset's current URI and metadata. Read in one snapshot.
+    fn collection<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(CollectionInfo, Vec<Member>), CatalogError>>;
+
+    /// Adds a member, or replaces the settings of an existing one (same collection, same
+    /// ref; its place among equal priorities is kept). The collection must exist, and a
+    /// dataset ref must name an existing dataset ([`CatalogError::NotFound`] naming it).
+    /// `metadata` is only for URI members (a dataset member has its dataset's; `Some` is then
+    /// a [`CatalogError::BadRequest`] on `metadata`); for a URI member `Some` stores or
+    /// replaces it and `None` keeps what is stored (so settings can change without
+    /// recomputing it).
+    fn put_member<'a>(
+        &'a self,
+        name: &'a str,
+        source: &'a MemberRef,
+        settings: &'a MemberSettings,
+        metadata: Option<&'a DatasetMetadata>,
+    ) -> BoxFuture<'a, Result<InsertOutcome, CatalogError>>;
+
+    /// Removes a member; [`CatalogError::NotFound`] when the collection or the member is
+    /// absent.
+    fn remove_member<'a>(
+        &'a self,
+        name: &'a str,
+        source: &'a MemberRef,
+    ) -> BoxFuture<'a, Result<(), CatalogError>>;
+
+    /// Deletes a collection and its members (the datasets stay);
+    /// [`CatalogError::NotFound`] when absent.
+    fn delete_collection<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), CatalogError>>;
 
     /// Closes connections, waiting for running statements to finish.
     fn close(&self) -> BoxFuture<'_, ()>;

@@ -1,7 +1,7 @@
 //! The SQLite backend: one database file per catalog, opened through sqlx's runtime query API
 //! (no compile-time checked macros, which would need a live database to build).
 //!
-//! # Schema (version 1)
+//! # Schema (version 2)
 //!
 //! ```sql
 //! CREATE TABLE schema_version (version INTEGER NOT NULL);            -- exactly one row
@@ -13,6 +13,23 @@
 //! CREATE TABLE metadata (dataset_id INTEGER PRIMARY KEY REFERENCES datasets (id) ON DELETE CASCADE,
 //!                        west, south, east, north REAL, valid_percentage REAL, band_count INTEGER,
 //!                        dtype TEXT, footprint TEXT, bands TEXT, extra TEXT, header TEXT);  -- JSON
+//! -- version 2: collections
+//! CREATE TABLE collections (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL UNIQUE,
+//!                           description TEXT NOT NULL,
+//!                           blend_px REAL NOT NULL DEFAULT 0 CHECK (blend_px BETWEEN 0 AND 256));
+//! CREATE TABLE collection_members (
+//!     id INTEGER PRIMARY KEY,                                        -- also the order of addition
+//!     collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+//!     dataset_id INTEGER REFERENCES datasets (id),                   -- a dataset member, or
+//!     uri TEXT, uri_sha256 CHAR(64),                                 -- a URI member
+//!     priority INTEGER NOT NULL, min_zoom SMALLINT, max_zoom SMALLINT, -- 0..=30, min <= max
+//!     acquired CHAR(10), enabled SMALLINT NOT NULL, nodata REAL,
+//!     CHECK ((dataset_id IS NULL) <> (uri IS NULL)), CHECK ((uri IS NULL) = (uri_sha256 IS NULL)),
+//!     UNIQUE (collection_id, dataset_id), UNIQUE (collection_id, uri_sha256));
+//! CREATE INDEX collection_members_dataset ON collection_members (dataset_id);
+//! CREATE TABLE member_metadata (member_id INTEGER PRIMARY KEY
+//!                                   REFERENCES collection_members (id) ON DELETE CASCADE,
+//!                               ...the columns of metadata...);     -- URI members only
 //! ```
 //!
 //! Why one column per key rather than a normalised `(dataset, key, value)` table: a dataset is
@@ -26,6 +43,19 @@
 //!
 //! Metadata lives in its own table so that datasets can exist before their metadata (lazy
 //! `serve -r`) and listings never read the large JSON blobs.
+//!
+//! A dataset member references its dataset by the integer `datasets.id`, which a replacing
+//! insert keeps (it updates the row), so memberships follow a replaced dataset and read its
+//! current URI and metadata through a join. The reference has no `ON DELETE` action on
+//! purpose: `delete` removes the memberships itself in its transaction, and the foreign key
+//! refuses any delete that would orphan one (MySQL also forbids referential actions on a column
+//! that a `CHECK` reads). A URI member is unique by the SHA-256 of its URI, since URIs (up to
+//! 4096 bytes) are too long for a MySQL index under utf8mb4; names are `VARCHAR(64)` of ASCII
+//! and compare exactly (MySQL: `CHARACTER SET ascii COLLATE ascii_bin`). Members are listed by
+//! `priority DESC, id`: a new id is above every existing one, so `id` is the order of first
+//! addition, and replacing a member's settings updates its row in place. On PostgreSQL and
+//! MySQL, `REAL` becomes `DOUBLE PRECISION` and `INTEGER PRIMARY KEY` an identity /
+//! `AUTO_INCREMENT` column.
 //!
 //! # Concurrency and durability
 //!
@@ -47,15 +77,17 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection};
 
+mod collections;
+
 use crate::fault::Faults;
 use crate::model::EncodedMetadata;
 use crate::{
-    validate, BoxFuture, Catalog, CatalogError, Dataset, DatasetMetadata, InsertOutcome, KeyDef,
-    KeyFilter, Matching, Page,
+    validate, BoxFuture, Catalog, CatalogError, CollectionInfo, Dataset, DatasetMetadata,
+    InsertOutcome, KeyDef, KeyFilter, Matching, Member, MemberRef, MemberSettings, Page,
 };
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// How long a write waits for another writer before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,7 +106,10 @@ pub(crate) struct Migration {
 
 /// Migrations of released schemas, oldest first. Version 1 is the first schema: `create`
 /// writes the current schema directly, so this list only ever upgrades existing files.
-const MIGRATIONS: &[Migration] = &[];
+const MIGRATIONS: &[Migration] = &[Migration {
+    to: 2,
+    sql: schema_v2_collections,
+}];
 
 /// A catalog in a SQLite file.
 #[derive(Debug)]
@@ -99,6 +134,8 @@ struct Statements {
     select_uri: Arc<str>,
     insert_dataset: Arc<str>,
     select_metadata: Arc<str>,
+    /// Members of one collection with their resolved URI, keys and metadata.
+    select_members: Arc<str>,
 }
 
 impl Statements {
@@ -122,7 +159,61 @@ impl Statements {
                  FROM datasets d LEFT JOIN metadata m ON m.dataset_id = d.id WHERE {key_match}"
             )
             .into(),
+            select_members: format!(
+                "SELECT m.priority, m.min_zoom, m.max_zoom, m.acquired, m.enabled, m.nodata, \
+                 m.dataset_id, m.uri, d.uri, \
+                 {METADATA_COALESCE}, {} \
+                 FROM collection_members m \
+                 LEFT JOIN datasets d ON d.id = m.dataset_id \
+                 LEFT JOIN metadata md ON md.dataset_id = m.dataset_id \
+                 LEFT JOIN member_metadata mm ON mm.member_id = m.id \
+                 WHERE m.collection_id = ? ORDER BY m.priority DESC, m.id",
+                (0..key_count)
+                    .map(|i| format!("d.k{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+            .into(),
             key_columns,
+        }
+    }
+}
+
+/// The metadata columns of a member: its dataset's (`md`) or its own (`mm`); at most one side
+/// of each join has a row.
+const METADATA_COALESCE: &str = "COALESCE(md.west, mm.west), COALESCE(md.south, mm.south), \
+     COALESCE(md.east, mm.east), COALESCE(md.north, mm.north), \
+     COALESCE(md.valid_percentage, mm.valid_percentage), COALESCE(md.band_count, mm.band_count), \
+     COALESCE(md.dtype, mm.dtype), COALESCE(md.footprint, mm.footprint), \
+     COALESCE(md.bands, mm.bands), COALESCE(md.extra, mm.extra), COALESCE(md.header, mm.header)";
+
+/// Which table a metadata row goes to, and the column naming its owner.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MetadataOwner {
+    Dataset,
+    Member,
+}
+
+impl MetadataOwner {
+    fn insert_sql(self) -> &'static str {
+        match self {
+            Self::Dataset => {
+                "INSERT INTO metadata (dataset_id, west, south, east, north, valid_percentage, \
+                 band_count, dtype, footprint, bands, extra, header) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            }
+            Self::Member => {
+                "INSERT INTO member_metadata (member_id, west, south, east, north, \
+                 valid_percentage, band_count, dtype, footprint, bands, extra, header) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            }
+        }
+    }
+
+    fn delete_sql(self) -> &'static str {
+        match self {
+            Self::Dataset => "DELETE FROM metadata WHERE dataset_id = ?",
+            Self::Member => "DELETE FROM member_metadata WHERE member_id = ?",
         }
     }
 }
@@ -151,6 +242,42 @@ fn schema_v1(key_count: usize) -> Vec<String> {
         ),
         "CREATE TABLE metadata (\
            dataset_id INTEGER PRIMARY KEY REFERENCES datasets (id) ON DELETE CASCADE, \
+           west REAL NOT NULL, south REAL NOT NULL, east REAL NOT NULL, north REAL NOT NULL, \
+           valid_percentage REAL NOT NULL CHECK (valid_percentage BETWEEN 0 AND 100), \
+           band_count INTEGER NOT NULL CHECK (band_count >= 1), \
+           dtype TEXT NOT NULL, footprint TEXT NOT NULL, bands TEXT NOT NULL, \
+           extra TEXT NOT NULL, header TEXT NOT NULL)"
+            .into(),
+    ]
+}
+
+/// Version 2: collections and their members (only new tables, so the migration from 1 is the
+/// same statements `create` runs).
+pub(crate) fn schema_v2_collections(_key_count: usize) -> Vec<String> {
+    vec![
+        "CREATE TABLE collections (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL UNIQUE, \
+         description TEXT NOT NULL, \
+         blend_px REAL NOT NULL DEFAULT 0 CHECK (blend_px BETWEEN 0 AND 256))"
+            .into(),
+        "CREATE TABLE collection_members (id INTEGER PRIMARY KEY, \
+           collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE, \
+           dataset_id INTEGER REFERENCES datasets (id), \
+           uri TEXT, uri_sha256 CHAR(64), \
+           priority INTEGER NOT NULL, \
+           min_zoom SMALLINT CHECK (min_zoom BETWEEN 0 AND 30), \
+           max_zoom SMALLINT CHECK (max_zoom BETWEEN 0 AND 30), \
+           acquired CHAR(10), \
+           enabled SMALLINT NOT NULL CHECK (enabled IN (0, 1)), \
+           nodata REAL, \
+           CHECK (min_zoom IS NULL OR max_zoom IS NULL OR min_zoom <= max_zoom), \
+           CHECK ((dataset_id IS NULL) <> (uri IS NULL)), \
+           CHECK ((uri IS NULL) = (uri_sha256 IS NULL)), \
+           UNIQUE (collection_id, dataset_id), \
+           UNIQUE (collection_id, uri_sha256))"
+            .into(),
+        "CREATE INDEX collection_members_dataset ON collection_members (dataset_id)".into(),
+        "CREATE TABLE member_metadata (\
+           member_id INTEGER PRIMARY KEY REFERENCES collection_members (id) ON DELETE CASCADE, \
            west REAL NOT NULL, south REAL NOT NULL, east REAL NOT NULL, north REAL NOT NULL, \
            valid_percentage REAL NOT NULL CHECK (valid_percentage BETWEEN 0 AND 100), \
            band_count INTEGER NOT NULL CHECK (band_count >= 1), \
@@ -380,7 +507,10 @@ impl SqliteCatalog {
                 reason: "the database already exists and is not empty".into(),
             });
         }
-        for statement in schema_v1(keys.len()) {
+        let schema = schema_v1(keys.len())
+            .into_iter()
+            .chain(schema_v2_collections(keys.len()));
+        for statement in schema {
             sqlx::query(AssertSqlSafe(statement))
                 .execute(&mut *tx)
                 .await
@@ -559,26 +689,33 @@ impl SqliteCatalog {
         id: i64,
         m: &EncodedMetadata,
     ) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO metadata (dataset_id, west, south, east, north, valid_percentage, \
-             band_count, dtype, footprint, bands, extra, header) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(m.west)
-        .bind(m.south)
-        .bind(m.east)
-        .bind(m.north)
-        .bind(m.valid_percentage)
-        .bind(m.band_count)
-        .bind(m.dtype.as_str())
-        .bind(m.footprint.as_str())
-        .bind(m.bands.as_str())
-        .bind(m.extra.as_str())
-        .bind(m.header.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(self.err("write metadata"))?;
+        self.write_metadata_of(conn, MetadataOwner::Dataset, id, m)
+            .await
+    }
+
+    pub(crate) async fn write_metadata_of(
+        &self,
+        conn: &mut SqliteConnection,
+        owner: MetadataOwner,
+        id: i64,
+        m: &EncodedMetadata,
+    ) -> Result<(), CatalogError> {
+        sqlx::query(owner.insert_sql())
+            .bind(id)
+            .bind(m.west)
+            .bind(m.south)
+            .bind(m.east)
+            .bind(m.north)
+            .bind(m.valid_percentage)
+            .bind(m.band_count)
+            .bind(m.dtype.as_str())
+            .bind(m.footprint.as_str())
+            .bind(m.bands.as_str())
+            .bind(m.extra.as_str())
+            .bind(m.header.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(self.err("write metadata"))?;
         Ok(())
     }
 
@@ -587,7 +724,17 @@ impl SqliteCatalog {
         conn: &mut SqliteConnection,
         id: i64,
     ) -> Result<(), CatalogError> {
-        sqlx::query("DELETE FROM metadata WHERE dataset_id = ?")
+        self.delete_metadata_of(conn, MetadataOwner::Dataset, id)
+            .await
+    }
+
+    pub(crate) async fn delete_metadata_of(
+        &self,
+        conn: &mut SqliteConnection,
+        owner: MetadataOwner,
+        id: i64,
+    ) -> Result<(), CatalogError> {
+        sqlx::query(owner.delete_sql())
             .bind(id)
             .execute(&mut *conn)
             .await
@@ -760,29 +907,46 @@ impl SqliteCatalog {
             .await
             .map_err(self.err("read metadata"))?
             .ok_or_else(|| self.not_found(keys))?;
+        self.decode_metadata(&row, 0)
+    }
+
+    /// The 11 metadata columns starting at `first` (as `select_metadata` orders them), or
+    /// `None` when they are NULL (no metadata row joined).
+    pub(crate) fn decode_metadata(
+        &self,
+        row: &SqliteRow,
+        first: usize,
+    ) -> Result<Option<DatasetMetadata>, CatalogError> {
         let decode = self.err("read metadata");
-        // The LEFT JOIN yields NULLs for a dataset without metadata.
-        let Some(west) = row.try_get::<Option<f64>, _>(0).map_err(&decode)? else {
+        let Some(west) = row.try_get::<Option<f64>, _>(first).map_err(&decode)? else {
             return Ok(None);
         };
         let encoded = EncodedMetadata {
             west,
-            south: row.try_get(1).map_err(&decode)?,
-            east: row.try_get(2).map_err(&decode)?,
-            north: row.try_get(3).map_err(&decode)?,
-            valid_percentage: row.try_get(4).map_err(&decode)?,
-            band_count: row.try_get(5).map_err(&decode)?,
-            dtype: row.try_get(6).map_err(&decode)?,
-            footprint: row.try_get(7).map_err(&decode)?,
-            bands: row.try_get(8).map_err(&decode)?,
-            extra: row.try_get(9).map_err(&decode)?,
-            header: row.try_get(10).map_err(&decode)?,
+            south: row.try_get(first + 1).map_err(&decode)?,
+            east: row.try_get(first + 2).map_err(&decode)?,
+            north: row.try_get(first + 3).map_err(&decode)?,
+            valid_percentage: row.try_get(first + 4).map_err(&decode)?,
+            band_count: row.try_get(first + 5).map_err(&decode)?,
+            dtype: row.try_get(first + 6).map_err(&decode)?,
+            footprint: row.try_get(first + 7).map_err(&decode)?,
+            bands: row.try_get(first + 8).map_err(&decode)?,
+            extra: row.try_get(first + 9).map_err(&decode)?,
+            header: row.try_get(first + 10).map_err(&decode)?,
         };
         encoded.decode(&self.label).map(Some)
     }
 
     async fn delete_impl(&self, keys: &[String]) -> Result<(), CatalogError> {
         let (mut tx, id) = self.begin_on_dataset(keys, "begin delete").await?;
+        // The dataset leaves every collection with it; the foreign key has no ON DELETE action,
+        // so forgetting this would fail the delete rather than orphan a member.
+        sqlx::query("DELETE FROM collection_members WHERE dataset_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err("delete memberships"))?;
+        self.faults.step(&self.label)?;
         // Explicit rather than relying on ON DELETE CASCADE alone, so the failure hook can cut
         // the transaction between the two deletes.
         self.delete_metadata(&mut tx, id).await?;
@@ -867,6 +1031,56 @@ impl Catalog for SqliteCatalog {
 
     fn contains<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<bool, CatalogError>> {
         Box::pin(self.contains_impl(keys))
+    }
+
+    fn create_collection<'a>(
+        &'a self,
+        name: &'a str,
+        description: &'a str,
+    ) -> BoxFuture<'a, Result<bool, CatalogError>> {
+        Box::pin(self.create_collection_impl(name, description))
+    }
+
+    fn update_collection<'a>(
+        &'a self,
+        name: &'a str,
+        description: Option<&'a str>,
+        blend_px: Option<f64>,
+    ) -> BoxFuture<'a, Result<(), CatalogError>> {
+        Box::pin(self.update_collection_impl(name, description, blend_px))
+    }
+
+    fn collections(&self) -> BoxFuture<'_, Result<Vec<CollectionInfo>, CatalogError>> {
+        Box::pin(self.collections_impl())
+    }
+
+    fn collection<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(CollectionInfo, Vec<Member>), CatalogError>> {
+        Box::pin(self.collection_impl(name))
+    }
+
+    fn put_member<'a>(
+        &'a self,
+        name: &'a str,
+        source: &'a MemberRef,
+        settings: &'a MemberSettings,
+        metadata: Option<&'a DatasetMetadata>,
+    ) -> BoxFuture<'a, Result<InsertOutcome, CatalogError>> {
+        Box::pin(self.put_member_impl(name, source, settings, metadata))
+    }
+
+    fn remove_member<'a>(
+        &'a self,
+        name: &'a str,
+        source: &'a MemberRef,
+    ) -> BoxFuture<'a, Result<(), CatalogError>> {
+        Box::pin(self.remove_member_impl(name, source))
+    }
+
+    fn delete_collection<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), CatalogError>> {
+        Box::pin(self.delete_collection_impl(name))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -143,6 +143,15 @@ mod tests {
         failed_writes_leave_no_trace,
         delete_removes_metadata,
         concurrent_writers,
+        collections_create_list_get,
+        collection_members_in_precedence_order,
+        put_member_replaces_settings,
+        member_validation_errors,
+        collection_not_found_cases,
+        dataset_delete_leaves_collections,
+        dataset_replace_is_followed,
+        remove_member_and_delete_collection,
+        failed_collection_writes_leave_no_trace,
     );
 
     fn keys(names: &[&str]) -> Result<Vec<KeyDef>, CatalogError> {
@@ -336,6 +345,110 @@ mod tests {
             .map_err(|e| CatalogError::bad("test", e.to_string()))?;
         assert_eq!(version, i64::from(SCHEMA_VERSION + 1));
         catalog.close().await;
+        Ok(())
+    }
+
+    /// A catalog as Kiln wrote it before collections (schema version 1, the DDL of that
+    /// release typed out here) opens, migrates to the current version in place, and keeps its
+    /// keys, datasets and metadata; the migrated schema equals a new catalog's.
+    #[tokio::test]
+    async fn version_1_catalog_migrates_and_keeps_its_datasets(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let h = harness()?;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(h.path())
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await?;
+        let m = sample_metadata(0.5);
+        let v1 = [
+            "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+            "CREATE TABLE catalog_keys (position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, \
+             description TEXT NOT NULL)",
+            "CREATE TABLE datasets (id INTEGER PRIMARY KEY, k0 TEXT NOT NULL, k1 TEXT NOT NULL, \
+             uri TEXT NOT NULL, UNIQUE (k0, k1))",
+            "CREATE TABLE metadata (\
+               dataset_id INTEGER PRIMARY KEY REFERENCES datasets (id) ON DELETE CASCADE, \
+               west REAL NOT NULL, south REAL NOT NULL, east REAL NOT NULL, north REAL NOT NULL, \
+               valid_percentage REAL NOT NULL CHECK (valid_percentage BETWEEN 0 AND 100), \
+               band_count INTEGER NOT NULL CHECK (band_count >= 1), \
+               dtype TEXT NOT NULL, footprint TEXT NOT NULL, bands TEXT NOT NULL, \
+               extra TEXT NOT NULL, header TEXT NOT NULL)",
+            "INSERT INTO schema_version (version) VALUES (1)",
+            "INSERT INTO catalog_keys VALUES (0, 'sensor', 'the sensor'), (1, 'tile', '')",
+            "INSERT INTO datasets (id, k0, k1, uri) VALUES \
+             (1, 'srtm', 'n49e005', '/dem/a.tif'), (2, 'srtm', 'n50e006', '/dem/b.tif')",
+        ];
+        for statement in v1 {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+        let dtype = serde_json::to_value(m.dtype)?;
+        sqlx::query("INSERT INTO metadata VALUES (2, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(m.bounds_wgs84.west)
+            .bind(m.bounds_wgs84.south)
+            .bind(m.bounds_wgs84.east)
+            .bind(m.bounds_wgs84.north)
+            .bind(m.valid_percentage)
+            .bind(i64::from(m.band_count))
+            .bind(dtype.as_str().ok_or("dtype is not a JSON string")?)
+            .bind(serde_json::to_string(&m.footprint)?)
+            .bind(serde_json::to_string(&m.bands)?)
+            .bind(serde_json::to_string(&m.extra)?)
+            .bind(serde_json::to_string(&m.header)?)
+            .execute(&pool)
+            .await?;
+        pool.close().await;
+
+        let catalog = SqliteCatalog::open(h.path()).await?;
+        assert_eq!(catalog.schema_version(), 2);
+        assert_eq!(SCHEMA_VERSION, 2);
+        let stored: i64 = sqlx::query_scalar("SELECT version FROM schema_version")
+            .fetch_one(catalog.pool())
+            .await?;
+        assert_eq!(stored, 2);
+        let names: Vec<&str> = catalog.keys().iter().map(KeyDef::name).collect();
+        assert_eq!(names, ["sensor", "tile"]);
+        assert_eq!(catalog.keys()[0].description(), "the sensor");
+        let datasets = catalog.datasets(&[], Page::all()).await?;
+        let uris: Vec<&str> = datasets.iter().map(|d| d.uri.as_str()).collect();
+        assert_eq!(uris, ["/dem/a.tif", "/dem/b.tif"]);
+        let b = vec!["srtm".to_owned(), "n50e006".to_owned()];
+        assert_eq!(catalog.metadata(&b).await?, Some(m.clone()));
+
+        // Collections work on the migrated file, and follow its old datasets.
+        assert!(catalog.create_collection("terrain", "").await?);
+        catalog
+            .put_member(
+                "terrain",
+                &crate::MemberRef::Dataset(b.clone()),
+                &crate::MemberSettings::default(),
+                None,
+            )
+            .await?;
+        let (_, members) = catalog.collection("terrain").await?;
+        assert_eq!(members[0].uri, "/dem/b.tif");
+        assert_eq!(members[0].metadata, Some(m));
+        catalog.delete(&b).await?;
+        assert_eq!(catalog.collection("terrain").await?.0.member_count, 0);
+
+        // The migrated schema is the one `create` writes.
+        let schema_sql = "SELECT type, name, sql FROM sqlite_master \
+             WHERE name IN ('collections', 'collection_members', 'collection_members_dataset', \
+             'member_metadata') ORDER BY name";
+        let migrated: Vec<(String, String, String)> =
+            sqlx::query_as(schema_sql).fetch_all(catalog.pool()).await?;
+        catalog.close().await;
+        let h2 = harness()?;
+        let fresh = SqliteCatalog::create(h2.path(), &keys(&["sensor", "tile"])?).await?;
+        let created: Vec<(String, String, String)> =
+            sqlx::query_as(schema_sql).fetch_all(fresh.pool()).await?;
+        fresh.close().await;
+        assert_eq!(migrated.len(), 4);
+        assert_eq!(migrated, created);
+
+        // Opening again runs no migration (it would fail creating existing tables).
+        let again = SqliteCatalog::open(h.path()).await?;
+        assert_eq!(again.collections().await?.len(), 1);
+        again.close().await;
         Ok(())
     }
 

@@ -125,6 +125,73 @@ pub(crate) fn uri(uri: &str) -> Result<(), CatalogError> {
     Ok(())
 }
 
+/// Longest collection name.
+pub const MAX_COLLECTION_NAME_CHARS: usize = 64;
+
+/// A collection name: `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`, safe as a URL path segment and a file
+/// name, and short enough for an indexed `VARCHAR(64)` anywhere.
+pub(crate) fn collection_name(name: &str) -> Result<(), CatalogError> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !first_ok || !rest_ok || name.len() > MAX_COLLECTION_NAME_CHARS {
+        return Err(CatalogError::bad(
+            "collection name",
+            format!(
+                "{name:?} is not a collection name: 1 to {MAX_COLLECTION_NAME_CHARS} ASCII \
+                 letters, digits, '_', '.' or '-', starting with a letter or digit"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn collection_description(description: &str) -> Result<(), CatalogError> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(CatalogError::bad(
+            "collection description",
+            format!("longer than {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// An ISO calendar date `YYYY-MM-DD` (years 0001..=9999, real days, leap years counted).
+pub(crate) fn iso_date(field: &'static str, date: &str) -> Result<(), CatalogError> {
+    let bad = || {
+        CatalogError::bad(
+            field,
+            format!("{date:?} is not a calendar date written YYYY-MM-DD"),
+        )
+    };
+    let bytes = date.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = bytes.get(range)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return Err(bad());
+    }
+    let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
+        return Err(bad());
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if year == 0 || day == 0 || day > days {
+        return Err(bad());
+    }
+    Ok(())
+}
+
 /// Resolves filters to `(key position, values)`; unknown keys and empty value lists are
 /// errors rather than silently matching everything or nothing.
 pub(crate) fn filters<'f>(
@@ -197,6 +264,78 @@ mod tests {
         assert!(key_value(&"v".repeat(MAX_KEY_VALUE_BYTES + 1)).is_err());
         assert!(key_values(&["a".into()], 2).is_err());
         assert!(key_values(&["a".into(), "b".into()], 2).is_ok());
+    }
+
+    #[test]
+    fn collection_names() {
+        let longest = "c".repeat(MAX_COLLECTION_NAME_CHARS);
+        for good in ["a", "0", "srtm-30m", "Terrain_v2.1", longest.as_str()] {
+            assert!(collection_name(good).is_ok(), "{good}");
+        }
+        let long = "c".repeat(MAX_COLLECTION_NAME_CHARS + 1);
+        for bad in [
+            "",
+            "-a",
+            ".a",
+            "_a",
+            "a b",
+            "a/b",
+            "é",
+            "a\n",
+            long.as_str(),
+        ] {
+            assert!(
+                matches!(
+                    collection_name(bad),
+                    Err(CatalogError::BadRequest {
+                        field: "collection name",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn iso_dates_are_real_days() {
+        for good in [
+            "2020-02-29",
+            "2000-02-29",
+            "0001-01-01",
+            "9999-12-31",
+            "2021-04-30",
+        ] {
+            assert!(iso_date("acquired", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "2021-02-29",
+            "1900-02-29",
+            "2021-04-31",
+            "2021-13-01",
+            "2021-00-10",
+            "2021-01-00",
+            "0000-01-01",
+            "20210101",
+            "2021-1-01",
+            "2021/01/01",
+            "2021-01-01T00",
+            "+021-01-01",
+            "2021-0a-01",
+            "２０２１-01-01",
+        ] {
+            assert!(
+                matches!(
+                    iso_date("acquired", bad),
+                    Err(CatalogError::BadRequest {
+                        field: "acquired",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
