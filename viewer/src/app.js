@@ -9,6 +9,9 @@
   const CHANNELS = ['r', 'g', 'b'];
   const VARS = ['v1', 'v2', 'v3', 'v4', 'v5'];
   const BACKGROUND = '#e6e9ed';
+  // Whether the page was opened with a map position (`#zoom/lat/lon`): MapLibre writes its own
+  // position into the hash as soon as the map exists, so this is read before that.
+  const sharedPosition = /^#[\d.]+\/-?[\d.]+\/-?[\d.]+/.test(location.hash);
 
   const state = {
     config: { colormaps: [], basemap: null },
@@ -298,8 +301,9 @@
     const shown = state.keys.map((k, i) => `${k}=${values[i]}`).join('  ');
     $('selected-keys').textContent = `${shown}  ·  ${meta.band_count ?? 1} band(s), ${meta.dtype ?? ''}`;
     map.getSource('selected').setData({ type: 'FeatureCollection', features: [footprint(meta)] });
-    // A shared link keeps its map position (the URL hash); a click fits the dataset.
-    if (!(restore && location.hash.length > 1)) fitTo(meta.bounds);
+    // A shared link keeps its map position (the URL hash); a click, or a link without a
+    // position, fits the dataset.
+    if (!(restore && sharedPosition)) fitTo(meta.bounds);
     history.replaceState(null, '', `?${new URLSearchParams({ dataset: keyPath(values) })}${location.hash}`);
     $('layer').hidden = false;
     $('url-box').hidden = false;
