@@ -9,9 +9,23 @@
   const CHANNELS = ['r', 'g', 'b'];
   const VARS = ['v1', 'v2', 'v3', 'v4', 'v5'];
   const BACKGROUND = '#e6e9ed';
+  // Collections: the terrain's DEM source and a second one over the same tiles for the
+  // hillshade and colour relief (MapLibre draws both better from a source of their own).
+  const TERRAIN_SOURCE = 'collection-terrain';
+  const DEM_SOURCE = 'collection-dem';
+  const DEM_SOURCES = [TERRAIN_SOURCE, DEM_SOURCE];
+  const TERRAIN_PITCH = 55;
+  const TILE_PRODUCTS = ['terrarium', 'terrain-rgb', 'normal', 'hillshade'];
+  // Footprint colours by rank (0 = the source that wins where sources overlap).
+  const RANK_COLORS = ['#d7301f', '#1f78b4', '#33a02c', '#ff7f00', '#6a3d9a', '#e7298a', '#b15928', '#008080'];
+  const UNUSED_COLOR = '#9aa1aa';
   // Whether the page was opened with a map position (`#zoom/lat/lon`): MapLibre writes its own
   // position into the hash as soon as the map exists, so this is read before that.
   const sharedPosition = /^#[\d.]+\/-?[\d.]+\/-?[\d.]+/.test(location.hash);
+  // A link to a collection opens a map that can turn, so the hash's bearing is kept (MapLibre
+  // reads it only when rotating is on).
+  const opening = new URLSearchParams(location.search);
+  const startsThreeD = opening.has('collection') && !opening.has('dataset');
 
   const state = {
     config: { colormaps: [], basemap: null },
@@ -24,6 +38,8 @@
     siblings: [], // values of the last key among datasets sharing the other keys
     mode: 'singleband',
     tilejson: null,
+    collections: [], // what /collections lists
+    collection: null, // { name, info, tilejson } while a collection is shown
   };
   const metaCache = new Map();
   let pointSeq = 0; // read-out answers older than this are dropped
@@ -101,14 +117,24 @@
     center: [0, 20],
     zoom: 1.2,
     hash: true,
-    dragRotate: false,
-    pitchWithRotate: false,
+    // Flat for datasets; a collection's terrain turns rotating and tilting on (setThreeD).
+    dragRotate: startsThreeD,
+    touchPitch: startsThreeD,
     attributionControl: { compact: true },
   });
-  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
+  let navigation = null;
+  function setNavigation(threeD) {
+    if (navigation) map.removeControl(navigation);
+    navigation = new maplibregl.NavigationControl({ showCompass: threeD, visualizePitch: threeD });
+    map.addControl(navigation, 'top-right');
+  }
+  setNavigation(startsThreeD);
   map.addControl(new maplibregl.ScaleControl(), 'bottom-left');
   map.on('error', (e) => {
     const err = e && e.error;
+    // A collection answers 404 for a tile inside its bounds that no source covers: a hole in
+    // the terrain, not a fault.
+    if (err && err.status === 404 && DEM_SOURCES.includes(e.sourceId)) return;
     const status = err && err.status ? ` (${err.status})` : '';
     showMessage(`map: ${(err && err.message) || 'error'}${status}`);
   });
@@ -164,6 +190,11 @@
     });
     map.on('moveend', updateGraticule);
     updateGraticule();
+    // What a tilted map shows above the terrain's horizon (a flat map shows none of it).
+    map.setSky({
+      'sky-color': '#c4d8ea', 'horizon-color': '#eef1f4', 'fog-color': '#eef1f4',
+      'sky-horizon-blend': 0.6, 'horizon-fog-blend': 0.6, 'fog-ground-blend': 0.85, 'atmosphere-blend': 0,
+    });
   }
 
   function footprint(meta) {
@@ -294,6 +325,8 @@
     }
     if (stale(seq)) return;
     showMessage('');
+    leaveCollection();
+    setThreeD(false);
     state.selected = { keys: values, meta };
     for (const tr of document.querySelectorAll('#ds-table tbody tr')) {
       tr.classList.toggle('selected', tr.dataset.keys === keyPath(values));
@@ -767,6 +800,344 @@
     }
   }, 80);
 
+  // ---- Collections: DEM sources composited by precedence, shown as 3D terrain -------------
+  const collPath = (name) => `collections/${enc(name)}`;
+
+  async function loadCollections() {
+    let list = [];
+    try {
+      list = (await api('collections')).collections;
+    } catch (e) {
+      // A server without collection routes answers 404: it simply has none to show.
+      if (!e.message.startsWith('404')) showMessage(`collections: ${e.message}`);
+    }
+    state.collections = list;
+    $('collections').hidden = list.length === 0;
+    $('coll-total').textContent = `${list.length}`;
+    const body = document.querySelector('#coll-table tbody');
+    body.replaceChildren();
+    for (const c of list) {
+      const tr = document.createElement('tr');
+      tr.dataset.name = c.name;
+      for (const v of [c.name, c.member_count, c.description || '']) {
+        const td = document.createElement('td');
+        td.textContent = v;
+        td.title = v;
+        tr.append(td);
+      }
+      const choose = () => selectCollection(c.name).catch((e) => showMessage(e.message));
+      tr.addEventListener('click', choose);
+      tr.tabIndex = 0;
+      tr.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          choose();
+        }
+      });
+      body.append(tr);
+    }
+    markCollectionRow();
+  }
+
+  function markCollectionRow() {
+    const name = state.collection && state.collection.name;
+    for (const tr of document.querySelectorAll('#coll-table tbody tr')) {
+      tr.classList.toggle('selected', tr.dataset.name === name);
+    }
+  }
+
+  const rankColor = (source) => (source.rank === null || source.rank === undefined
+    ? UNUSED_COLOR : RANK_COLORS[source.rank % RANK_COLORS.length]);
+  // Precedence order, unused sources last.
+  const byRank = (sources) => [...sources].sort((a, b) => (a.rank ?? Infinity) - (b.rank ?? Infinity));
+
+  function resolution(m) {
+    if (!Number.isFinite(m)) return '';
+    return m >= 1000 ? `${+(m / 1000).toPrecision(3)} km` : `${+m.toPrecision(3)} m`;
+  }
+
+  function exaggeration() {
+    const x = Number.parseFloat($('exaggeration').value);
+    return Number.isFinite(x) ? x : 1;
+  }
+  function setExaggeration(x) {
+    $('exaggeration').value = x;
+    $('exaggeration-value').textContent = exaggeration().toFixed(1);
+  }
+
+  // Rotating and tilting: on for terrain, off (and the map flat, north up) for datasets.
+  let threeD = startsThreeD;
+  function setThreeD(on) {
+    if (on === threeD) return;
+    threeD = on;
+    if (on) {
+      map.dragRotate.enable();
+      map.touchPitch.enable();
+    } else {
+      map.dragRotate.disable();
+      map.touchPitch.disable();
+      map.jumpTo({ pitch: 0, bearing: 0 });
+    }
+    setNavigation(on);
+  }
+
+  // A hypsometric tint under the hillshade: sea blue, lowland green, highland brown, snow.
+  const RELIEF_COLORS = ['interpolate', ['linear'], ['elevation'],
+    -6000, '#1d4f7a', -200, '#6d9fc7', -1, '#a8cbe3', 0, '#97bf84', 300, '#c5d897',
+    800, '#e9e0a6', 1500, '#d0ae7d', 2500, '#a7774f', 3300, '#d9d4cf', 4500, '#ffffff'];
+
+  function removeCollectionLayers() {
+    if (map.getTerrain()) map.setTerrain(null);
+    for (const id of ['collection-click', 'collection-footprints-line', 'collection-footprints-fill',
+      'collection-hillshade', 'collection-relief']) {
+      if (map.getLayer(id)) map.removeLayer(id);
+    }
+    for (const id of ['collection-click', 'collection-footprints', ...DEM_SOURCES]) {
+      if (map.getSource(id)) map.removeSource(id);
+    }
+  }
+
+  const visibility = (id) => ($(id).checked ? 'visible' : 'none');
+
+  function addCollectionLayers(tj, footprints) {
+    removeCollectionLayers();
+    const template = `${new URL(`${collPath(state.collection.name)}/terrarium/`, location.href).href}{z}/{x}/{y}.png`;
+    const dem = {
+      type: 'raster-dem', tiles: [template], encoding: 'terrarium', tileSize: tj.tileSize || 256,
+      minzoom: tj.minzoom ?? 0, maxzoom: tj.maxzoom ?? 22,
+    };
+    if (Array.isArray(tj.bounds)) dem.bounds = tj.bounds;
+    for (const id of DEM_SOURCES) map.addSource(id, { ...dem });
+    // Under the dataset overlays (footprints, hover), above the base map and graticule.
+    map.addLayer({
+      id: 'collection-relief', type: 'color-relief', source: DEM_SOURCE,
+      layout: { visibility: visibility('show-relief') },
+      paint: { 'color-relief-color': RELIEF_COLORS, 'color-relief-opacity': 0.85 },
+    }, 'hover-fill');
+    map.addLayer({
+      id: 'collection-hillshade', type: 'hillshade', source: DEM_SOURCE,
+      layout: { visibility: visibility('show-hillshade') },
+      paint: { 'hillshade-exaggeration': 0.6, 'hillshade-shadow-color': '#2b2b2b' },
+    }, 'hover-fill');
+    map.addSource('collection-footprints', { type: 'geojson', data: footprints });
+    map.addLayer({
+      id: 'collection-footprints-fill', type: 'fill', source: 'collection-footprints',
+      layout: { visibility: visibility('show-footprints') },
+      paint: { 'fill-color': ['get', 'color'], 'fill-opacity': 0.1 },
+    }, 'hover-fill');
+    map.addLayer({
+      id: 'collection-footprints-line', type: 'line', source: 'collection-footprints',
+      layout: { visibility: visibility('show-footprints') },
+      paint: { 'line-color': ['get', 'color'], 'line-width': 2 },
+    }, 'hover-fill');
+    map.addSource('collection-click', { type: 'geojson', data: emptyCollection });
+    map.addLayer({
+      id: 'collection-click', type: 'circle', source: 'collection-click',
+      paint: {
+        'circle-radius': 5, 'circle-color': '#ffffff',
+        'circle-stroke-color': '#1f2328', 'circle-stroke-width': 2,
+        'circle-pitch-alignment': 'map',
+      },
+    });
+    map.setTerrain({ source: TERRAIN_SOURCE, exaggeration: exaggeration() });
+  }
+
+  // A geometry with its latitudes inside Web Mercator's (a global footprint reaches ±90°).
+  function clampLatitudes(geometry) {
+    const clamp = (c) => (typeof c[0] === 'number'
+      ? [c[0], Math.max(-85.0511, Math.min(85.0511, c[1])), ...c.slice(2)]
+      : c.map(clamp));
+    return { ...geometry, coordinates: clamp(geometry.coordinates) };
+  }
+
+  // The sources' footprints, the winning source drawn last (on top).
+  function footprintCollection(info) {
+    const features = byRank(info.sources).reverse()
+      .filter((s) => s.footprint && s.footprint.type && s.footprint.coordinates)
+      .map((s) => ({
+        type: 'Feature',
+        properties: { name: s.name, rank: s.rank, priority: s.priority, color: rankColor(s) },
+        geometry: clampLatitudes(s.footprint),
+      }));
+    return { type: 'FeatureCollection', features };
+  }
+
+  function showSources(info) {
+    const list = $('sources-legend');
+    list.replaceChildren();
+    for (const s of byRank(info.sources)) {
+      const li = document.createElement('li');
+      li.dataset.name = s.name;
+      li.dataset.rank = s.rank ?? '';
+      const swatch = document.createElement('span');
+      swatch.className = 'swatch';
+      swatch.style.background = rankColor(s);
+      const name = document.createElement('button');
+      name.type = 'button';
+      name.className = 'link';
+      name.textContent = s.name;
+      name.title = `${s.name}: fit the map to it`;
+      if (Array.isArray(s.bounds)) name.addEventListener('click', () => fitTerrain(s.bounds));
+      const facts = document.createElement('span');
+      facts.className = 'facts';
+      facts.textContent = `priority ${s.priority} · ${resolution(s.resolution_m)}`;
+      li.append(swatch, name, facts);
+      li.title = [
+        `rank ${s.rank ?? '–'}`,
+        s.dtype,
+        s.min_zoom !== null && s.min_zoom !== undefined ? `zoom ${s.min_zoom}–${s.max_zoom ?? ''}` : null,
+        s.acquired ? `acquired ${s.acquired}` : null,
+        s.enabled === false ? 'disabled' : null,
+      ].filter(Boolean).join(', ');
+      if (s.unused) {
+        const why = document.createElement('span');
+        why.className = 'why';
+        why.textContent = `unused: ${s.unused}`;
+        li.append(why);
+      }
+      li.classList.toggle('unused', s.rank === null || s.rank === undefined);
+      list.append(li);
+    }
+  }
+
+  // The collection's tile URL for the product chosen under "Tile URL".
+  function showCollectionUrl() {
+    const c = state.collection;
+    const product = $('coll-product').value || 'terrarium';
+    $('tile-url').value = `${new URL(`${collPath(c.name)}/${product}/`, location.href).href}{z}/{x}/{y}.png`;
+    $('tilejson-link').href = `${collPath(c.name)}/${product}/tilejson.json`;
+  }
+
+  // The current collection view as the page URL (the map position stays in the hash).
+  function recordCollectionView() {
+    const c = state.collection;
+    const q = new URLSearchParams({ collection: c.name, mode: 'terrain', exaggeration: exaggeration() });
+    for (const [id, name] of [['show-hillshade', 'hillshade'], ['show-relief', 'relief'], ['show-footprints', 'footprints']]) {
+      if (!$(id).checked) q.set(name, '0');
+    }
+    const product = $('coll-product').value;
+    if (product && product !== 'terrarium') q.set('product', product);
+    history.replaceState(null, '', `?${q}${location.hash}`);
+  }
+
+  function applyCollectionView(q) {
+    const x = Number.parseFloat(q.get('exaggeration'));
+    if (Number.isFinite(x) && x >= 0) setExaggeration(Math.min(x, +$('exaggeration').max));
+    $('show-hillshade').checked = q.get('hillshade') !== '0';
+    $('show-relief').checked = q.get('relief') !== '0';
+    $('show-footprints').checked = q.get('footprints') !== '0';
+    return q.get('product');
+  }
+
+  // `restore`: the page URL's parameters of a shared view.
+  async function selectCollection(name, restore = null) {
+    const seq = ++selectSeq;
+    let info;
+    let tj;
+    try {
+      [info, tj] = await Promise.all([
+        api(collPath(name)),
+        api(`${collPath(name)}/terrarium/tilejson.json`),
+      ]);
+    } catch (e) {
+      if (!stale(seq)) showMessage(`collection ${name}: ${e.message}`);
+      return;
+    }
+    if (stale(seq)) return;
+    showMessage('');
+    leaveDataset();
+    state.collection = { name, info, tilejson: tj };
+    markCollectionRow();
+    const product = restore ? applyCollectionView(restore) : null;
+    const select = $('coll-product');
+    select.replaceChildren();
+    for (const p of TILE_PRODUCTS.filter((t) => (info.products || TILE_PRODUCTS).includes(t))) {
+      select.append(new Option(p, p));
+    }
+    select.value = product && [...select.options].some((o) => o.value === product) ? product : 'terrarium';
+    $('coll-name').textContent = name;
+    const used = info.sources.filter((s) => s.rank !== null && s.rank !== undefined).length;
+    $('coll-summary').textContent = [info.description,
+      `${used} of ${info.sources.length} source(s) in use${info.blend_px ? `, seams blended over ${info.blend_px} px` : ''}`,
+    ].filter(Boolean).join(' · ');
+    showSources(info);
+    $('terrain').hidden = false;
+    $('url-box').hidden = false;
+    $('product-row').hidden = false;
+    $('readout').textContent = '';
+    setThreeD(true);
+    addCollectionLayers(tj, footprintCollection(info));
+    // A shared link keeps its map position (pitch included); a click, or a link without a
+    // position, fits the collection and tilts the map so the relief shows.
+    const bounds = info.bounds || tj.bounds;
+    if (!(restore && sharedPosition) && Array.isArray(bounds)) fitTerrain(bounds);
+    showCollectionUrl();
+    recordCollectionView();
+  }
+
+  // Fits the map to bounds seen from above, then tilts it so the relief shows; a view of
+  // (nearly) the whole world stays flat: it shows no relief, only the terrain mesh's edges.
+  function fitTerrain(bounds) {
+    map.jumpTo({ pitch: 0, bearing: 0 });
+    fitTo(bounds);
+    if (map.getZoom() >= 2) map.jumpTo({ pitch: TERRAIN_PITCH });
+  }
+
+  // Back to a flat map: no terrain, no collection overlays.
+  function leaveCollection() {
+    if (!state.collection) return;
+    state.collection = null;
+    pointSeq += 1;
+    removeCollectionLayers();
+    setThreeD(false);
+    markCollectionRow();
+    $('terrain').hidden = true;
+    $('product-row').hidden = true;
+    $('readout').textContent = '';
+  }
+
+  // No dataset layer while a collection is shown (an answer still on its way is dropped).
+  function leaveDataset() {
+    layerSeq += 1;
+    dropLayer();
+    state.selected = null;
+    $('layer').hidden = true;
+    const selected = map.getSource('selected');
+    if (selected) selected.setData(emptyCollection);
+    for (const tr of document.querySelectorAll('#ds-table tbody tr.selected')) tr.classList.remove('selected');
+  }
+
+  // The height under a click, and which source gave it.
+  async function readCollectionPoint(lngLat) {
+    const c = state.collection;
+    if (!c) return;
+    const out = $('readout');
+    const seq = ++pointSeq;
+    const lon = +lngLat.lng.toFixed(7);
+    const lat = +lngLat.lat.toFixed(7);
+    if (Math.abs(lat) > 85.05 || Math.abs(lon) > 180) return;
+    map.getSource('collection-click')?.setData({
+      type: 'FeatureCollection',
+      features: [{ type: 'Feature', properties: {}, geometry: { type: 'Point', coordinates: [lon, lat] } }],
+    });
+    try {
+      const p = await api(`${collPath(c.name)}/point?lon=${lon}&lat=${lat}`);
+      if (seq !== pointSeq || state.collection !== c) return;
+      out.textContent = [
+        `${lon.toFixed(5)}, ${lat.toFixed(5)}`,
+        `height: ${p.value === null || p.value === undefined ? 'no data' : `${fmt(p.value)} m`}`,
+        `source: ${p.source ?? '–'}`,
+      ].join('\n');
+      out.style.whiteSpace = 'pre';
+      out.dataset.lon = lon;
+      out.dataset.lat = lat;
+      out.dataset.value = JSON.stringify(p.value ?? null);
+      out.dataset.source = p.source ?? '';
+    } catch (e) {
+      if (seq === pointSeq) out.textContent = `point: ${e.message}`;
+    }
+  }
+
   // ---- Wiring ---------------------------------------------------------------------------
   function setMode(mode) {
     state.mode = mode;
@@ -839,8 +1210,34 @@
     });
     map.on('mousemove', (e) => readPoint(e.lngLat.wrap()));
     map.getCanvas().addEventListener('mouseleave', () => {
+      if (state.collection) return; // a collection's read-out is of a click: it stays
       pointSeq += 1; // an answer still on its way must not repaint the read-out
       $('readout').textContent = '';
+    });
+    map.on('click', (e) => readCollectionPoint(e.lngLat.wrap()));
+    $('exaggeration').addEventListener('input', () => {
+      setExaggeration(exaggeration());
+      if (!state.collection) return;
+      if (map.getTerrain()) map.setTerrain({ source: TERRAIN_SOURCE, exaggeration: exaggeration() });
+      recordCollectionView();
+    });
+    for (const [id, layers] of [
+      ['show-hillshade', ['collection-hillshade']],
+      ['show-relief', ['collection-relief']],
+      ['show-footprints', ['collection-footprints-fill', 'collection-footprints-line']],
+    ]) {
+      $(id).addEventListener('change', () => {
+        if (!state.collection) return;
+        for (const layer of layers) {
+          if (map.getLayer(layer)) map.setLayoutProperty(layer, 'visibility', visibility(id));
+        }
+        recordCollectionView();
+      });
+    }
+    $('coll-product').addEventListener('change', () => {
+      if (!state.collection) return;
+      showCollectionUrl();
+      recordCollectionView();
     });
   }
 
@@ -876,14 +1273,21 @@
     $('basemap-url').value = basemap;
     setBasemap(basemap);
     wire();
-    await loadDatasets();
+    await Promise.all([loadDatasets(), loadCollections()]);
     const shared = new URLSearchParams(location.search);
     const wanted = shared.get('dataset');
+    const wantedCollection = shared.get('collection');
     if (wanted) {
       try {
         await select(wanted.split('/').map(decodeURIComponent), shared);
       } catch (e) {
         showMessage(`?dataset=${wanted}: ${e.message}`);
+      }
+    } else if (wantedCollection) {
+      try {
+        await selectCollection(wantedCollection, shared);
+      } catch (e) {
+        showMessage(`?collection=${wantedCollection}: ${e.message}`);
       }
     }
     document.body.dataset.ready = 'true';
