@@ -20,6 +20,7 @@ use kiln_engine::ingest::{dataset_metadata, IngestOptions};
 use kiln_engine::{Engine, EngineConfig};
 use tokio::task::JoinSet;
 
+use crate::collection::{add_ingested, prepare_for_ingest, MemberOptions};
 use crate::pattern::{expand, Expansion};
 
 #[derive(Debug, Args)]
@@ -54,9 +55,23 @@ pub struct IngestArgs {
     /// No progress bar and no summary.
     #[arg(short, long)]
     quiet: bool,
+    /// After ingesting, add the matched datasets to this collection (created if absent), with
+    /// the member settings below.
+    #[arg(long, value_name = "NAME")]
+    collection: Option<String>,
+    #[command(flatten)]
+    member: MemberOptions,
 }
 
 pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
+    if args.collection.is_none() && args.member.any_given() {
+        bail!(
+            "--priority, --min-zoom, --max-zoom, --acquired, --nodata and --disabled set how \
+             datasets join a collection: give --collection NAME"
+        );
+    }
+    // Checked before any file is opened.
+    let member_settings = args.member.settings()?;
     let expansion = expand(&args.patterns, args.regex)?;
     let key_defs = key_defs(&expansion.keys, &args.key_descriptions)?;
     if args.dry_run {
@@ -73,7 +88,26 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot open catalog {}", args.output))?,
     );
-    let result = ingest_all(&args, &expansion, jobs, catalog.clone()).await;
+    let result = async {
+        if let Some(name) = &args.collection {
+            prepare_for_ingest(catalog.as_ref(), name).await?;
+        }
+        let ingested = ingest_all(&args, &expansion, jobs, catalog.clone()).await;
+        // Datasets ingested before a failure join the collection too: a rerun completes both.
+        if let Some(name) = &args.collection {
+            let keys: Vec<Vec<String>> =
+                expansion.datasets.iter().map(|(k, _)| k.clone()).collect();
+            let added = add_ingested(&catalog, name, &keys, &member_settings).await?;
+            if !args.quiet {
+                eprintln!(
+                    "{added} dataset(s) in collection {name} with priority {}",
+                    member_settings.priority
+                );
+            }
+        }
+        ingested
+    }
+    .await;
     catalog.close().await;
     result
 }

@@ -1,5 +1,6 @@
 //! The `kiln` binary: argument parsing, configuration and output; all work is in `kiln-engine`.
 
+mod collection;
 mod info;
 mod ingest;
 mod optimize;
@@ -33,6 +34,8 @@ enum Command {
     Optimize(optimize::OptimizeArgs),
     /// Check that files are valid Cloud-Optimized GeoTIFFs; exit status 1 when one is not.
     Validate(optimize::ValidateArgs),
+    /// Manage collections: named sets of datasets and URIs composited by priority (terrain).
+    Collection(collection::CollectionArgs),
 }
 
 /// The `KILN_*` variable a clap value error came from, if it did: clap names only the flag,
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Optimize(args) => optimize::run(args).await,
             Command::Validate(args) => optimize::validate(args).await,
+            Command::Collection(args) => collection::run(args).await,
         }
     });
     match result {

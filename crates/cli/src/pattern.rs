@@ -46,9 +46,9 @@ pub fn expand(patterns: &[String], regex: bool) -> anyhow::Result<Expansion> {
     let mut by_keys: BTreeMap<Vec<String>, PathBuf> = BTreeMap::new();
     for pattern in patterns {
         let compiled = if regex {
-            Compiled::from_regex(pattern)?
+            Compiled::from_regex(pattern, true)?
         } else {
-            Compiled::from_placeholders(pattern)?
+            Compiled::from_placeholders(pattern, true)?
         };
         match &keys {
             None => keys = Some((compiled.keys.clone(), pattern)),
@@ -89,6 +89,60 @@ pub fn expand(patterns: &[String], regex: bool) -> anyhow::Result<Expansion> {
     })
 }
 
+/// A pattern matched against the URIs stored in a catalog rather than against files on disk
+/// (`kiln collection add --dataset-pattern`): the same syntax as [`expand`], but `{}` alone is
+/// enough, since captured key values are not used.
+///
+/// Ingest stores canonical absolute paths, while a pattern may be relative or go through a
+/// symbolic link, as it may for `kiln ingest`. So when the pattern's fixed directory exists
+/// here, a URI below that directory's canonical path is matched as that directory, as typed,
+/// joined with the rest of the URI; any URI is also matched as it is stored.
+#[derive(Debug)]
+pub struct UriMatcher {
+    /// The fixed directory prefix as typed (empty or ending in `/`).
+    root: String,
+    /// Its canonical path with a trailing `/`, when it exists locally.
+    canonical_root: Option<String>,
+    regex: Regex,
+}
+
+impl UriMatcher {
+    pub fn new(pattern: &str, regex: bool) -> anyhow::Result<Self> {
+        let compiled = if regex {
+            Compiled::from_regex(pattern, false)?
+        } else {
+            Compiled::from_placeholders(pattern, false)?
+        };
+        let dir = if compiled.root.is_empty() {
+            "."
+        } else {
+            compiled.root.as_str()
+        };
+        let canonical_root = std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|p| p.to_str().map(|s| format!("{}/", s.trim_end_matches('/'))));
+        Ok(Self {
+            root: compiled.root,
+            canonical_root,
+            regex: compiled.regex,
+        })
+    }
+
+    pub fn is_match(&self, uri: &str) -> bool {
+        if self.regex.is_match(uri) {
+            return true;
+        }
+        let Some(rest) = self
+            .canonical_root
+            .as_deref()
+            .and_then(|canonical| uri.strip_prefix(canonical))
+        else {
+            return false;
+        };
+        self.regex.is_match(&format!("{}{rest}", self.root))
+    }
+}
+
 /// A pattern ready to match paths.
 #[derive(Debug)]
 struct Compiled {
@@ -116,7 +170,8 @@ enum Token {
 }
 
 impl Compiled {
-    fn from_placeholders(pattern: &str) -> anyhow::Result<Self> {
+    /// `require_keys`: file patterns must name a key; URI matchers need only match.
+    fn from_placeholders(pattern: &str, require_keys: bool) -> anyhow::Result<Self> {
         let tokens = tokenize(pattern)?;
         let mut keys: Vec<String> = Vec::new();
         let mut groups = Vec::new();
@@ -149,7 +204,7 @@ impl Compiled {
                 }
             }
         }
-        if keys.is_empty() {
+        if keys.is_empty() && require_keys {
             bail!("pattern {pattern:?} has no {{key}} placeholder; name at least one key");
         }
         // The literal text after the prefix's last `/` belongs to the first walked level.
@@ -168,7 +223,7 @@ impl Compiled {
         })
     }
 
-    fn from_regex(pattern: &str) -> anyhow::Result<Self> {
+    fn from_regex(pattern: &str, require_keys: bool) -> anyhow::Result<Self> {
         let regex = Regex::new(&format!("^(?:{pattern})$"))
             .with_context(|| format!("{pattern:?} is not a valid regular expression"))?;
         let mut keys = Vec::new();
@@ -182,7 +237,7 @@ impl Compiled {
                 keys.push(name.to_owned());
             }
         }
-        if keys.is_empty() {
+        if keys.is_empty() && require_keys {
             bail!("regular expression {pattern:?} has no named group (?P<key>...)");
         }
         let capture_count = regex.captures_len();
@@ -412,8 +467,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn uri_matchers_follow_the_typed_directory() {
+        let cwd = std::fs::canonicalize(".").unwrap();
+        let cwd = cwd.to_str().unwrap();
+        // Relative: a stored absolute URI below the current directory matches.
+        let m = UriMatcher::new("src/{}.rs", false).unwrap();
+        assert!(m.is_match(&format!("{cwd}/src/main.rs")));
+        assert!(m.is_match("src/main.rs"));
+        assert!(!m.is_match(&format!("{cwd}/tests/main.rs")));
+        assert!(
+            !m.is_match(&format!("{cwd}/src/a/main.rs")),
+            "{{}} stays in one component"
+        );
+        // No key needed; remote URIs match as stored.
+        let s3 = UriMatcher::new("s3://bucket/dem/{}_{tile}.tif", false).unwrap();
+        assert!(s3.is_match("s3://bucket/dem/srtm_n50e006.tif"));
+        assert!(!s3.is_match("s3://bucket/other/srtm_n50e006.tif"));
+        let re = UriMatcher::new(r"s3://bucket/.*\.tif", true).unwrap();
+        assert!(re.is_match("s3://bucket/a/b.tif"));
+        assert!(!re.is_match("s3://bucket/a/b.tiff"));
+    }
+
+    #[test]
     fn placeholder_patterns_compile_like_terracotta() {
-        let c = Compiled::from_placeholders("data/{sensor}/{date}_{}_{band}.tif").unwrap();
+        let c = Compiled::from_placeholders("data/{sensor}/{date}_{}_{band}.tif", true).unwrap();
         assert_eq!(c.root, "data/");
         assert_eq!(c.keys, ["sensor", "date", "band"]);
         assert!(matches!(c.depth, Depth::Exactly(1)));
@@ -428,7 +505,7 @@ mod tests {
 
     #[test]
     fn repeated_keys_must_agree() {
-        let c = Compiled::from_placeholders("{a}/{a}.tif").unwrap();
+        let c = Compiled::from_placeholders("{a}/{a}.tif", true).unwrap();
         assert_eq!(c.keys, ["a"]);
         assert_eq!(c.groups, [0, 0]);
         assert_eq!(c.root, "");
@@ -444,9 +521,9 @@ mod tests {
             "x/{a:>3}.tif",
             "x.tif",
         ] {
-            assert!(Compiled::from_placeholders(bad).is_err(), "{bad}");
+            assert!(Compiled::from_placeholders(bad, true).is_err(), "{bad}");
         }
-        let c = Compiled::from_placeholders("x/{{a}}_{b}.tif").unwrap();
+        let c = Compiled::from_placeholders("x/{{a}}_{b}.tif", true).unwrap();
         assert_eq!(c.keys, ["b"]);
         assert!(c.regex.is_match("x/{a}_1.tif"));
     }
@@ -467,9 +544,9 @@ mod tests {
         assert_eq!(literal_dir_prefix(r"../d/(?P<k>[|x]+)\.tif"), "../d/");
         assert_eq!(literal_dir_prefix(r"../d/(?P<k>\(|x)\.tif"), "../d/");
         assert_eq!(literal_dir_prefix(r"../d/(?P<k>x)\||y"), "");
-        let c = Compiled::from_regex(r"d/(x)(?P<b>\w+)-(?P<a>\w+)\.tif").unwrap();
+        let c = Compiled::from_regex(r"d/(x)(?P<b>\w+)-(?P<a>\w+)\.tif", true).unwrap();
         assert_eq!(c.keys, ["b", "a"]);
         assert_eq!(c.groups, [usize::MAX, 0, 1]);
-        assert!(Compiled::from_regex(r"d/(\w+)\.tif").is_err());
+        assert!(Compiled::from_regex(r"d/(\w+)\.tif", true).is_err());
     }
 }

@@ -236,7 +236,7 @@ fn split_keys(path: &str) -> Vec<String> {
         .collect()
 }
 
-fn quality(q: &Query) -> Result<u8, ApiError> {
+pub(crate) fn quality(q: &Query) -> Result<u8, ApiError> {
     match q.number::<u8>("quality")? {
         None => Ok(kiln_engine::render::DEFAULT_QUALITY),
         Some(v) if (1..=100).contains(&v) => Ok(v),
@@ -302,7 +302,15 @@ fn area_of(
     q: &Query,
 ) -> Result<Option<(Area, OutputFormat)>, ApiError> {
     Ok(match target {
-        Target::Tile { tile, format } => Some((Area::tile(*tile, params::tile_size(q)?), *format)),
+        Target::Tile { tile, format } => Some((
+            Area::Tile {
+                tms: kiln_engine::Tms::WebMercatorQuad,
+                tile: *tile,
+                size: params::tile_size(q)?,
+                buffer: params::buffer(q)?,
+            },
+            *format,
+        )),
         Target::Preview { format } => {
             let grid = app
                 .engine()
@@ -320,11 +328,24 @@ async fn serve_render(
     started: Instant,
     req: RenderRequest,
 ) -> Result<Response, ApiError> {
+    Ok(serve_render_traced(app, headers, started, req).await?.0)
+}
+
+/// [`serve_render`], also telling which sources of the first layer filled pixels.
+pub(crate) async fn serve_render_traced(
+    app: &AppState,
+    headers: &HeaderMap,
+    started: Instant,
+    req: RenderRequest,
+) -> Result<(Response, kiln_engine::SourceTrace), ApiError> {
     let key = req.cache_key();
     let engine = app.engine().clone();
     let render = async move { engine.render(&req).await.map_err(ApiError::from) };
     let (tile, hit) = app.tiles().get_or_render(key, render).await?;
-    Ok(tile_response(app, headers, &tile, hit, started))
+    Ok((
+        tile_response(app, headers, &tile, hit, started),
+        (*tile.sources).clone(),
+    ))
 }
 
 pub async fn singleband(
@@ -605,7 +626,7 @@ fn forwarded<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// `scheme://host/prefix` under which clients reach this server: `X-Forwarded-Proto`,
 /// `X-Forwarded-Host` and `X-Forwarded-Prefix` when a proxy sets them, else the `Host` header.
 /// Values that are not a plain scheme, host or path are ignored.
-fn public_base(headers: &HeaderMap) -> String {
+pub(crate) fn public_base(headers: &HeaderMap) -> String {
     let host_like = |h: &&str| {
         h.chars()
             .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
@@ -713,7 +734,7 @@ const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
     .remove(b'.')
     .remove(b'~');
 
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 

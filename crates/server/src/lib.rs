@@ -7,6 +7,8 @@
 //! (`tiles`: cache, coalescing, admission), and answer. Nothing here touches the file system
 //! except through the catalog's dataset URIs.
 
+mod collection_routes;
+mod collections;
 mod datasets;
 mod error;
 mod handlers;
@@ -73,6 +75,7 @@ pub struct AppState {
 struct StateInner {
     engine: Engine,
     store: datasets::DatasetStore,
+    collections: collections::CollectionStore,
     tiles: tiles::TileService,
     config: ServerConfig,
 }
@@ -87,6 +90,7 @@ impl AppState {
         Self {
             inner: Arc::new(StateInner {
                 store: datasets::DatasetStore::new(catalog, engine.clone(), config.revalidate),
+                collections: collections::CollectionStore::new(engine.clone(), config.revalidate),
                 tiles: tiles::TileService::new(
                     config.tile_cache_bytes,
                     config.max_queue,
@@ -105,6 +109,10 @@ impl AppState {
 
     fn store(&self) -> &datasets::DatasetStore {
         &self.inner.store
+    }
+
+    fn collections(&self) -> &collections::CollectionStore {
+        &self.inner.collections
     }
 
     fn tiles(&self) -> &tiles::TileService {
@@ -140,6 +148,11 @@ route_table! {
     get "/compute/{*rest}" => handlers::compute,
     get "/colormap" => handlers::colormap,
     get "/point/{*keys}" => handlers::point,
+    get "/collections" => collection_routes::list,
+    get "/collections/{name}" => collection_routes::show,
+    get "/collections/{name}/point" => collection_routes::point,
+    get "/collections/{name}/{product}/tilejson.json" => collection_routes::tilejson,
+    get "/collections/{name}/{product}/{z}/{x}/{file}" => collection_routes::tile,
     get "/swagger.json" => handlers::openapi,
     get "/openapi.json" => openapi::document,
     get "/apidoc" => handlers::apidoc,
@@ -169,6 +182,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
         .expose_headers([
             axum::http::header::ETAG,
             axum::http::HeaderName::from_static("server-timing"),
+            axum::http::HeaderName::from_static("x-kiln-sources"),
         ]);
     if origins.iter().any(|o| o == "*") {
         return layer.allow_origin(AllowOrigin::any());

@@ -1050,6 +1050,7 @@ fn build(keys: Keys<'_>) -> Value {
                     "rgba": { "type": "array", "items": { "type": "integer" }, "minItems": 4, "maxItems": 4 } } } } } })),
         ),
     );
+    collection_paths(&mut paths);
     for (path, summary, description) in [
         ("/openapi.json", "This document", "The OpenAPI 3 document of this server's catalog: a path parameter per key, its values and real datasets as examples."),
         ("/swagger.json", "The API for any catalog", "The OpenAPI 3 document with {keys} standing for the key values (Terracotta's name)."),
@@ -1196,6 +1197,189 @@ fetch('openapi.json').then(r => r.json()).then(spec => {
 }).catch(e => { document.getElementById('api').textContent = 'Cannot load openapi.json: ' + e; });
 </script></body></html>
 "#;
+
+/// `/collections`: composite terrain tiles of collections (Mapzen's bucket layout below
+/// `/collections/{name}/`).
+fn collection_paths(paths: &mut serde_json::Map<String, Value>) {
+    let name = string_param(
+        "name",
+        "path",
+        true,
+        "Collection name (`kiln collection list`)",
+    );
+    let products: Vec<&str> = crate::collection_routes::PRODUCTS
+        .iter()
+        .map(|(p, _)| *p)
+        .collect();
+    let product = json!({
+        "name": "product", "in": "path", "required": true,
+        "description": "terrarium, terrain-rgb (Mapbox), normal, hillshade, geotiff or raw",
+        "schema": { "type": "string", "enum": products }, "example": "terrarium",
+    });
+    let any_object = json!({ "type": "object" });
+    paths.insert(
+        "/collections".into(),
+        get(
+            "Collections",
+            "Every collection: name, description, seam blending width and member count.",
+            vec![],
+            json_ok(
+                "The collections",
+                json!({ "type": "object", "required": ["collections"],
+                "properties": { "collections": { "type": "array", "items": any_object } } }),
+            ),
+        ),
+    );
+    paths.insert(
+        "/collections/{name}".into(),
+        get(
+            "One collection",
+            "Its sources in composite order (priority, then finest resolution, then newest) \
+             with priority, ground resolution, zoom range, acquisition date and footprint; \
+             members that take no part are listed with why.",
+            vec![name.clone()],
+            json_ok("The collection", any_object.clone()),
+        ),
+    );
+    paths.insert(
+        "/collections/{name}/point".into(),
+        get(
+            "Height at a point",
+            "The composite height at lon/lat and which source gave it (null where none has data).",
+            vec![
+                name.clone(),
+                query(
+                    "lon",
+                    true,
+                    "Longitude, -180 to 180",
+                    json!({ "type": "number", "minimum": -180.0, "maximum": 180.0 }),
+                    Some(json!(6.1)),
+                ),
+                query(
+                    "lat",
+                    true,
+                    "Latitude within Web Mercator's range",
+                    json!({ "type": "number",
+                        "minimum": -kiln_core::crs::WEB_MERCATOR_MAX_LAT,
+                        "maximum": kiln_core::crs::WEB_MERCATOR_MAX_LAT }),
+                    Some(json!(49.6)),
+                ),
+                query(
+                    "zoom",
+                    false,
+                    "Apply the members' zoom ranges at this zoom (default: every member)",
+                    optional_integer(0, 30),
+                    None,
+                ),
+            ],
+            json_ok(
+                "The height",
+                json!({ "type": "object",
+                "required": ["collection", "lon", "lat", "value", "source"],
+                "properties": { "value": { "type": ["number", "null"] },
+                    "source": { "type": ["string", "null"] } } }),
+            ),
+        ),
+    );
+    let terrain_params = || {
+        vec![
+            tile_size_tile(),
+            query(
+                "buffer",
+                false,
+                "Pixels of the neighbouring tiles on every side (256 + 2N px)",
+                optional_integer(0, u64::from(kiln_engine::render::MAX_BUFFER_PX)),
+                Some(json!(2)),
+            ),
+            resampling(),
+            query(
+                "quantize",
+                false,
+                "terrarium / terrain-rgb: round heights to the precision of the zoom (Mapterhorn)",
+                optional_enum(&["true", "false"]),
+                None,
+            ),
+            query(
+                "base",
+                false,
+                "terrain-rgb: height of code 0 (default -10000)",
+                json!({ "type": "number", "minimum": -1e9, "maximum": 1e9 }),
+                None,
+            ),
+            query(
+                "interval",
+                false,
+                "terrain-rgb: metres per code (default 0.1)",
+                json!({ "type": "number", "exclusiveMinimum": 0, "maximum": 1e6 }),
+                None,
+            ),
+            query(
+                "azimuth",
+                false,
+                "hillshade: light azimuth, degrees (default 315)",
+                json!({ "type": "number", "minimum": 0, "maximum": 360 }),
+                None,
+            ),
+            query(
+                "altitude",
+                false,
+                "hillshade: light altitude, degrees (default 45)",
+                json!({ "type": "number", "minimum": 0, "maximum": 90 }),
+                None,
+            ),
+            query(
+                "z_factor",
+                false,
+                "hillshade: vertical exaggeration (default 1)",
+                json!({ "type": "number", "exclusiveMinimum": 0, "maximum": 1e6 }),
+                None,
+            ),
+            quality(),
+        ]
+    };
+    let mut tile_params = vec![
+        name.clone(),
+        product.clone(),
+        path_int("z", "Zoom", 0, 30, 8),
+        path_int("x", "Column", 0, u64::from(u32::MAX), 132),
+        path_int("y", "Row", 0, u64::from(u32::MAX), 86),
+        json!({ "name": "format", "in": "path", "required": true,
+            "description": "png / webp (terrarium, terrain-rgb, normal, hillshade), jpg (hillshade), tif (geotiff), npy (raw)",
+            "schema": { "type": "string", "enum": ["png", "webp", "jpg", "tif", "npy"] }, "example": "png" }),
+    ];
+    tile_params.extend(terrain_params());
+    let mut responses =
+        image_responses("The tile (X-Kiln-Sources names the sources that filled pixels)");
+    responses["404"] = json!({ "description": "No such collection or product, or no source covers the tile", "content": error_content() });
+    paths.insert(
+        "/collections/{name}/{product}/{z}/{x}/{y}.{format}".into(),
+        get(
+            "Composite terrain tile",
+            "The collection's sources composited by precedence (the first valid one wins) and \
+             encoded as the product; `{y}@2x` is a 512 px tile.",
+            tile_params,
+            responses,
+        ),
+    );
+    let mut tj_params = vec![name, product];
+    tj_params.push(query(
+        "format",
+        false,
+        "Extension of the tile URLs (default: the product's first)",
+        optional_enum(&["png", "webp", "jpg", "tif", "npy"]),
+        None,
+    ));
+    tj_params.extend(terrain_params());
+    paths.insert(
+        "/collections/{name}/{product}/tilejson.json".into(),
+        get(
+            "TileJSON of a collection product",
+            "TileJSON 3.0.0 usable as MapLibre's raster-dem source (`encoding` terrarium or mapbox).",
+            tj_params,
+            json_ok("TileJSON", json!({ "type": "object", "required": ["tilejson", "tiles"] })),
+        ),
+    );
+}
 
 #[cfg(test)]
 mod tests {

@@ -125,6 +125,19 @@ pub fn tile_size(q: &Query) -> Result<u32, ApiError> {
     }
 }
 
+/// `buffer=N`: pixels of the neighbouring tiles added on every side (a 256 px tile with
+/// `buffer=2` is 260 px, as Mapzen's buffered terrain tiles), 0 ..= the engine's limit.
+pub fn buffer(q: &Query) -> Result<u32, ApiError> {
+    match q.number::<u32>("buffer")? {
+        None => Ok(0),
+        Some(b) if b <= kiln_engine::render::MAX_BUFFER_PX => Ok(b),
+        Some(b) => Err(ApiError::bad_param(
+            "buffer",
+            format!("{b} pixels: at most {}", kiln_engine::render::MAX_BUFFER_PX),
+        )),
+    }
+}
+
 /// `tile_size=[w,h]` of a preview image, each side 1 ..= [`MAX_PREVIEW_PX`].
 pub fn preview_size(q: &Query) -> Result<Option<(usize, usize)>, ApiError> {
     let Some((w, h)) = size_pair(q, "tile_size")? else {

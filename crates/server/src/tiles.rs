@@ -28,6 +28,8 @@ pub struct RenderedTile {
     pub content_type: &'static str,
     /// `Server-Timing` of the render that produced it.
     pub timing: Arc<str>,
+    /// Which sources of the first layer were read and filled pixels.
+    pub sources: Arc<kiln_engine::SourceTrace>,
 }
 
 #[derive(Debug, Default)]
@@ -120,7 +122,7 @@ impl TileService {
                 ms(out.timings.encode),
                 ms(total)
             );
-            let (bytes, content_type) = (out.bytes, out.content_type);
+            let (bytes, content_type, sources) = (out.bytes, out.content_type, out.sources);
             Ok(RenderedTile {
                 etag: etag_of(&bytes).into(),
                 // Encoders reserve generously; a cached tile must not keep that slack (an
@@ -132,6 +134,7 @@ impl TileService {
                 },
                 content_type,
                 timing: timing.into(),
+                sources: Arc::new(sources),
             })
         };
         self.cache
