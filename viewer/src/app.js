@@ -16,6 +16,10 @@
   const DEM_SOURCES = [TERRAIN_SOURCE, DEM_SOURCE];
   const TERRAIN_PITCH = 55;
   const TILE_PRODUCTS = ['terrarium', 'terrain-rgb', 'normal', 'hillshade'];
+  // Heights between a DEM's samples interpolated smoothly: zoomed in past a coarse DEM's
+  // resolution, nearest (the server's default) draws its pixels as terraces in the terrain
+  // and the hillshade, and bilinear as facets.
+  const DEM_QUERY = 'resampling=cubic';
   // Footprint colours by rank (0 = the source that wins where sources overlap).
   const RANK_COLORS = ['#d7301f', '#1f78b4', '#33a02c', '#ff7f00', '#6a3d9a', '#e7298a', '#b15928', '#008080'];
   const UNUSED_COLOR = '#9aa1aa';
@@ -888,8 +892,7 @@
 
   function removeCollectionLayers() {
     if (map.getTerrain()) map.setTerrain(null);
-    for (const id of ['collection-click', 'collection-footprints-line', 'collection-footprints-fill',
-      'collection-hillshade', 'collection-relief']) {
+    for (const id of ['collection-click', 'collection-footprints-line', 'collection-hillshade', 'collection-relief']) {
       if (map.getLayer(id)) map.removeLayer(id);
     }
     for (const id of ['collection-click', 'collection-footprints', ...DEM_SOURCES]) {
@@ -901,7 +904,7 @@
 
   function addCollectionLayers(tj, footprints) {
     removeCollectionLayers();
-    const template = `${new URL(`${collPath(state.collection.name)}/terrarium/`, location.href).href}{z}/{x}/{y}.png`;
+    const template = collectionTileTemplate('terrarium');
     const dem = {
       type: 'raster-dem', tiles: [template], encoding: 'terrarium', tileSize: tj.tileSize || 256,
       minzoom: tj.minzoom ?? 0, maxzoom: tj.maxzoom ?? 22,
@@ -919,12 +922,8 @@
       layout: { visibility: visibility('show-hillshade') },
       paint: { 'hillshade-exaggeration': 0.6, 'hillshade-shadow-color': '#2b2b2b' },
     }, 'hover-fill');
+    // Outlines only: a fill would tint the relief (and a global base source's, all of it).
     map.addSource('collection-footprints', { type: 'geojson', data: footprints });
-    map.addLayer({
-      id: 'collection-footprints-fill', type: 'fill', source: 'collection-footprints',
-      layout: { visibility: visibility('show-footprints') },
-      paint: { 'fill-color': ['get', 'color'], 'fill-opacity': 0.1 },
-    }, 'hover-fill');
     map.addLayer({
       id: 'collection-footprints-line', type: 'line', source: 'collection-footprints',
       layout: { visibility: visibility('show-footprints') },
@@ -980,7 +979,7 @@
       if (Array.isArray(s.bounds)) name.addEventListener('click', () => fitTerrain(s.bounds));
       const facts = document.createElement('span');
       facts.className = 'facts';
-      facts.textContent = `priority ${s.priority} · ${resolution(s.resolution_m)}`;
+      facts.textContent = [`priority ${s.priority}`, resolution(s.resolution_m)].filter(Boolean).join(' · ');
       li.append(swatch, name, facts);
       li.title = [
         `rank ${s.rank ?? '–'}`,
@@ -1000,12 +999,15 @@
     }
   }
 
+  // A product's tile URL template, absolute on the page's own origin and path (as
+  // tileTemplate), the braces literal.
+  const collectionTileTemplate = (product) => `${new URL(`${collPath(state.collection.name)}/${product}/`, location.href).href}{z}/{x}/{y}.png?${DEM_QUERY}`;
+
   // The collection's tile URL for the product chosen under "Tile URL".
   function showCollectionUrl() {
-    const c = state.collection;
     const product = $('coll-product').value || 'terrarium';
-    $('tile-url').value = `${new URL(`${collPath(c.name)}/${product}/`, location.href).href}{z}/{x}/{y}.png`;
-    $('tilejson-link').href = `${collPath(c.name)}/${product}/tilejson.json`;
+    $('tile-url').value = collectionTileTemplate(product);
+    $('tilejson-link').href = `${collPath(state.collection.name)}/${product}/tilejson.json?${DEM_QUERY}`;
   }
 
   // The current collection view as the page URL (the map position stays in the hash).
@@ -1037,7 +1039,7 @@
     try {
       [info, tj] = await Promise.all([
         api(collPath(name)),
-        api(`${collPath(name)}/terrarium/tilejson.json`),
+        api(`${collPath(name)}/terrarium/tilejson.json?${DEM_QUERY}`),
       ]);
     } catch (e) {
       if (!stale(seq)) showMessage(`collection ${name}: ${e.message}`);
@@ -1215,16 +1217,24 @@
       $('readout').textContent = '';
     });
     map.on('click', (e) => readCollectionPoint(e.lngLat.wrap()));
+    // MapLibre rebuilds the terrain on every setTerrain: at most once a frame while dragging.
+    let exaggerationFrame = 0;
     $('exaggeration').addEventListener('input', () => {
       setExaggeration(exaggeration());
       if (!state.collection) return;
-      if (map.getTerrain()) map.setTerrain({ source: TERRAIN_SOURCE, exaggeration: exaggeration() });
       recordCollectionView();
+      if (exaggerationFrame) return;
+      exaggerationFrame = requestAnimationFrame(() => {
+        exaggerationFrame = 0;
+        if (state.collection && map.getTerrain()) {
+          map.setTerrain({ source: TERRAIN_SOURCE, exaggeration: exaggeration() });
+        }
+      });
     });
     for (const [id, layers] of [
       ['show-hillshade', ['collection-hillshade']],
       ['show-relief', ['collection-relief']],
-      ['show-footprints', ['collection-footprints-fill', 'collection-footprints-line']],
+      ['show-footprints', ['collection-footprints-line']],
     ]) {
       $(id).addEventListener('change', () => {
         if (!state.collection) return;
