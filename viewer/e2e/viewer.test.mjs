@@ -3,23 +3,16 @@
 // viewer like a person would. Screenshots go to viewer/e2e/out/.
 //
 // Run: `node --test viewer/e2e/` after `cargo build -p kiln-cli` (KILN_BIN picks another
-// binary, CHROMIUM another browser).
+// binary, CHROMIUM another browser). Collections (3D terrain) are tested in terrain.test.mjs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const data = path.resolve(root, '../shared/data');
-const target = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
-const kilnBin = process.env.KILN_BIN || path.join(target, 'debug', 'kiln');
-const browserBin = process.env.CHROMIUM || '/usr/bin/chromium';
-const outDir = path.join(here, 'out');
+import {
+  data, kilnBin, outDir, checkTools, launchBrowser, serve, watch, until, getJson,
+} from './harness.mjs';
 
 // name_band.tif links, as the Rust serve tests make them: two keys, `name` and `band`.
 const LINKS = {
@@ -40,8 +33,7 @@ let page;
 const problems = []; // console errors, page errors, failed requests
 
 before(async () => {
-  assert.ok(fs.existsSync(kilnBin), `no kiln binary at ${kilnBin}: run cargo build -p kiln-cli`);
-  assert.ok(fs.existsSync(browserBin), `no Chromium at ${browserBin}: apt-get install chromium`);
+  checkTools();
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-viewer-e2e-'));
   for (const [link, file] of Object.entries(LINKS)) {
     fs.symlinkSync(path.join(data, file), path.join(work, link));
@@ -51,50 +43,11 @@ before(async () => {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   ({ proc: server, base } = await serve(['-d', catalog]));
-  fs.mkdirSync(outDir, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: browserBin,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--no-first-run', '--disable-quic',
-    ],
-  });
+  browser = await launchBrowser();
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   page = await context.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()} @ ${m.location().url}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('requestfailed', (r) => {
-    // MapLibre cancels tile requests it no longer needs (a layer replaced, the view moved):
-    // those are aborted on purpose, not failures.
-    const reason = r.failure()?.errorText;
-    if (reason !== 'net::ERR_ABORTED') problems.push(`request failed: ${r.url()} ${reason}`);
-  });
-  page.on('response', (r) => {
-    if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
-  });
+  watch(page, problems);
 }, { timeout: 120000 });
-
-// `kiln serve ARGS --port 0`, once it has printed its URL.
-async function serve(args) {
-  const proc = spawn(kilnBin, ['serve', ...args, '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`kiln serve printed no URL: ${seen}`)), 30000);
-    proc.stdout.on('data', (chunk) => {
-      seen += chunk;
-      const m = /at (http:\/\/\S+\/)/.exec(seen);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`kiln serve exited with ${code}: ${seen}`)));
-  });
-  return { proc, base: url };
-}
 
 after(async () => {
   await browser?.close();
@@ -105,11 +58,7 @@ after(async () => {
 const shown7 = (v) => +v.toPrecision(7);
 const seeded = (stats) => `[${shown7(stats.percentiles[1])},${shown7(stats.percentiles[97])}]`;
 
-async function json(rel) {
-  const r = await fetch(new URL(rel, base));
-  assert.equal(r.status, 200, `${rel}: ${await r.clone().text()}`);
-  return r.json();
-}
+const json = (rel) => getJson(base, rel);
 
 // Waits until the map has drawn every tile it asked for.
 async function settled() {
@@ -159,10 +108,7 @@ async function mapPixels(palette = [], tolerance = 6) {
 async function reopened() {
   const link = page.url();
   const other = await page.context().newPage();
-  other.on('pageerror', (e) => problems.push(`page error (shared link): ${e.message}`));
-  other.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console (shared link): ${m.text()} @ ${m.location().url}`);
-  });
+  watch(other, problems, ' (shared link)');
   try {
     await other.goto(link);
     await other.waitForSelector('body[data-ready=true]');
@@ -281,16 +227,6 @@ test('key filters and paging narrow the table', async () => {
   assert.ok(await page.locator('#ds-next').isDisabled());
 });
 
-// Polls `probe` (in Node) until it returns something truthy.
-async function until(probe, what, ms = 15000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const got = await probe();
-    if (got) return got;
-    assert.ok(Date.now() < end, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 const hoverFeatures = () => page.evaluate(async () => (await window.kiln.map.getSource('hover').getData()).features);
 
 test('hovering a row draws its footprint', async () => {
