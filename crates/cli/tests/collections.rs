@@ -205,6 +205,54 @@ fn terrarium_and_terrain_rgb_decode_to_the_raw_composite() {
 }
 
 #[test]
+fn quantised_and_webp_terrarium() {
+    let s = shared_server();
+    // Steps of 64, 16 and 4 m (whole-metre heights would not move at 1 m).
+    for z in [5u8, 7, 9] {
+        let t = tile_at(6.13, 49.9, z);
+        let (_, heights, mask) = raw(s, &tile_url("stack", "raw", t, "npy"));
+        let (_, _, png) = png_rgba(&s.bytes(&url(
+            &tile_url("stack", "terrarium", t, "png"),
+            &[("quantize", "true")],
+        )));
+        // Mapterhorn: 1/256 m at zoom 19, doubled for each zoom out.
+        let step = 2f64.powi(19 - i32::from(z)) / 256.0;
+        let mut coarse = 0;
+        for i in 0..heights.len() {
+            if mask[i] == 0.0 {
+                continue;
+            }
+            let h = terrarium(png[i]);
+            assert_eq!(
+                (h / step).fract(),
+                0.0,
+                "z{z} pixel {i}: {h} is not a multiple of {step}"
+            );
+            assert!(
+                (h - heights[i]).abs() <= step / 2.0 + 1e-9,
+                "z{z} pixel {i}"
+            );
+            coarse += usize::from(h != heights[i]);
+        }
+        assert!(coarse > 0, "z{z}: quantisation changed nothing");
+        // WebP is lossless: the same pixels as the PNG.
+        let r = s.get(&tile_url("stack", "terrarium", t, "webp"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("image/webp"));
+        let decoded = webp::Decoder::new(&r.body).decode().unwrap();
+        let (_, _, plain) = png_rgba(&s.bytes(&tile_url("stack", "terrarium", t, "png")));
+        let channels = if decoded.is_alpha() { 4 } else { 3 };
+        for (i, p) in plain.iter().enumerate() {
+            assert_eq!(
+                &decoded[i * channels..i * channels + 3],
+                &p[..3],
+                "z{z} pixel {i}"
+            );
+        }
+    }
+}
+
+#[test]
 fn tiles_name_the_sources_that_filled_them() {
     let s = shared_server();
     let inside = s.get(&tile_url(
