@@ -56,9 +56,13 @@ fn catalog() -> &'static PathBuf {
             let c = kiln_catalog::open(&CatalogLocation::Sqlite(cat.clone()))
                 .await
                 .unwrap();
-            for coll in ["stack", "lux", "turkey"] {
+            for coll in ["stack", "lux", "turkey", "blend"] {
                 c.create_collection(coll, "test").await.unwrap();
             }
+            c.update_collection("blend", None, Some(8.0)).await.unwrap();
+            add(c.as_ref(), "blend", "etopo5", 0).await;
+            add(c.as_ref(), "blend", "lux", 20).await;
+            add(c.as_ref(), "blend", "rhine", 10).await;
             add(c.as_ref(), "stack", "etopo5", 0).await;
             add(c.as_ref(), "stack", "lux", 20).await;
             add(c.as_ref(), "stack", "rhine", 10).await;
@@ -134,7 +138,7 @@ fn collections_list_and_describe_their_sources_in_composite_order() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["lux", "stack", "turkey"]);
+    assert_eq!(names, ["blend", "lux", "stack", "turkey"]);
     let stack = s.json("/collections/stack");
     let sources = stack["sources"].as_array().unwrap();
     let order: Vec<(&str, i64)> = sources
@@ -198,6 +202,54 @@ fn terrarium_and_terrain_rgb_decode_to_the_raw_composite() {
         }
     }
     assert!(checked > 100_000, "{checked}");
+}
+
+#[test]
+fn quantised_and_webp_terrarium() {
+    let s = shared_server();
+    // Steps of 64, 16 and 4 m (whole-metre heights would not move at 1 m).
+    for z in [5u8, 7, 9] {
+        let t = tile_at(6.13, 49.9, z);
+        let (_, heights, mask) = raw(s, &tile_url("stack", "raw", t, "npy"));
+        let (_, _, png) = png_rgba(&s.bytes(&url(
+            &tile_url("stack", "terrarium", t, "png"),
+            &[("quantize", "true")],
+        )));
+        // Mapterhorn: 1/256 m at zoom 19, doubled for each zoom out.
+        let step = 2f64.powi(19 - i32::from(z)) / 256.0;
+        let mut coarse = 0;
+        for i in 0..heights.len() {
+            if mask[i] == 0.0 {
+                continue;
+            }
+            let h = terrarium(png[i]);
+            assert_eq!(
+                (h / step).fract(),
+                0.0,
+                "z{z} pixel {i}: {h} is not a multiple of {step}"
+            );
+            assert!(
+                (h - heights[i]).abs() <= step / 2.0 + 1e-9,
+                "z{z} pixel {i}"
+            );
+            coarse += usize::from(h != heights[i]);
+        }
+        assert!(coarse > 0, "z{z}: quantisation changed nothing");
+        // WebP is lossless: the same pixels as the PNG.
+        let r = s.get(&tile_url("stack", "terrarium", t, "webp"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("image/webp"));
+        let decoded = webp::Decoder::new(&r.body).decode().unwrap();
+        let (_, _, plain) = png_rgba(&s.bytes(&tile_url("stack", "terrarium", t, "png")));
+        let channels = if decoded.is_alpha() { 4 } else { 3 };
+        for (i, p) in plain.iter().enumerate() {
+            assert_eq!(
+                &decoded[i * channels..i * channels + 3],
+                &p[..3],
+                "z{z} pixel {i}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -317,7 +369,13 @@ fn pixels(s: &impl Api, target: &str) -> (usize, Vec<[u8; 4]>) {
 #[test]
 fn normal_and_hillshade_have_no_seams() {
     let s = shared_server();
-    for product in ["normal", "hillshade", "terrarium"] {
+    for (coll, product) in [
+        ("stack", "normal"),
+        ("stack", "hillshade"),
+        ("stack", "terrarium"),
+        ("blend", "normal"),
+        ("blend", "terrarium"),
+    ] {
         for resampling in ["nearest", "bilinear"] {
             let q = [("resampling", resampling)];
             // One 512 px tile at zoom 9 and its four 256 px children at zoom 10.
@@ -325,14 +383,14 @@ fn normal_and_hillshade_have_no_seams() {
             let (side, big) = pixels(
                 s,
                 &url(
-                    &tile_url("stack", product, (z, x, y), "png"),
+                    &tile_url(coll, product, (z, x, y), "png"),
                     &[("tile_size", "[512,512]"), ("resampling", resampling)],
                 ),
             );
             assert_eq!(side, 512);
             for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
                 let child = (z + 1, 2 * x + dx, 2 * y + dy);
-                let (_, small) = pixels(s, &url(&tile_url("stack", product, child, "png"), &q));
+                let (_, small) = pixels(s, &url(&tile_url(coll, product, child, "png"), &q));
                 let mut differ = 0;
                 for r in 0..256 {
                     for c in 0..256 {
@@ -340,19 +398,19 @@ fn normal_and_hillshade_have_no_seams() {
                         differ += usize::from(b != small[r * 256 + c]);
                     }
                 }
-                assert_eq!(differ, 0, "{product} {resampling}: child {child:?}");
+                assert_eq!(differ, 0, "{coll} {product} {resampling}: child {child:?}");
             }
             // A tile with buffer 2 (260 px): its border rows and columns are the
             // neighbours' pixels.
             let (side, buffered) = pixels(
                 s,
                 &url(
-                    &tile_url("stack", product, (z, x, y), "png"),
+                    &tile_url(coll, product, (z, x, y), "png"),
                     &[("buffer", "2"), ("resampling", resampling)],
                 ),
             );
             assert_eq!(side, 260);
-            let own = |t| pixels(s, &url(&tile_url("stack", product, t, "png"), &q)).1;
+            let own = |t| pixels(s, &url(&tile_url(coll, product, t, "png"), &q)).1;
             let centre = own((z, x, y));
             let east = own((z, x + 1, y));
             let south = own((z, x, y + 1));
@@ -364,7 +422,7 @@ fn normal_and_hillshade_have_no_seams() {
                     assert_eq!(
                         buffered[(r + 2) * 260 + 258 + k],
                         east[r * 256 + k],
-                        "{product} {resampling}: east overlap row {r}"
+                        "{coll} {product} {resampling}: east overlap row {r}"
                     );
                 }
             }
@@ -373,12 +431,27 @@ fn normal_and_hillshade_have_no_seams() {
                     assert_eq!(
                         buffered[(258 + k) * 260 + c + 2],
                         south[k * 256 + c],
-                        "{product} {resampling}: south overlap"
+                        "{coll} {product} {resampling}: south overlap"
                     );
                 }
             }
         }
     }
+}
+
+#[test]
+fn blending_changes_only_the_hand_over_zone() {
+    let s = shared_server();
+    // A zoom 9 tile on the Luxembourg border: three sources hand over inside it.
+    let t = tile_at(6.13, 49.9, 9);
+    let (_, sharp, m1) = raw(s, &tile_url("stack", "raw", t, "npy"));
+    let (_, soft, m2) = raw(s, &tile_url("blend", "raw", t, "npy"));
+    assert_eq!(m1, m2, "blending changes no validity");
+    let changed = sharp.iter().zip(&soft).filter(|(a, b)| a != b).count();
+    let total = sharp.len();
+    // Some pixels change (the hand-over zones), most do not (8 px either side of a border).
+    assert!(changed > 100, "{changed} of {total} changed");
+    assert!(changed < total / 2, "{changed} of {total} changed");
 }
 
 #[test]

@@ -88,6 +88,8 @@ pub struct CollectionIndex {
     tree: RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>,
     /// Members left out, with why (no metadata yet, nothing valid, unreadable header).
     skipped: Vec<(String, String)>,
+    /// Seam blending width of the collection's renders, pixels (0: off).
+    blend_px: u32,
 }
 
 impl CollectionIndex {
@@ -151,7 +153,18 @@ impl CollectionIndex {
             sources,
             tree,
             skipped,
+            blend_px: 0,
         }
+    }
+
+    /// Blends the hand-over between sources over `px` pixels (0: first valid wins exactly).
+    pub fn with_blend(mut self, px: u32) -> Self {
+        self.blend_px = px.min(crate::render::MAX_BUFFER_PX);
+        self
+    }
+
+    pub fn blend_px(&self) -> u32 {
+        self.blend_px
     }
 
     pub fn name(&self) -> &str {
@@ -205,6 +218,7 @@ impl CollectionIndex {
                 .collect(),
             bands: Some(vec![1]),
             stats: None,
+            blend_px: self.blend_px,
         }
     }
 }
@@ -239,7 +253,8 @@ impl CollectionIndex {
             resampling,
             product,
         };
-        let grid = engine.read_grid_of(&probe)?;
+        // Blending reads the sources around the area too.
+        let grid = crate::render::grow(&engine.read_grid_of(&probe)?, self.blend_px);
         let bounds = grid_lonlat_bounds(&grid);
         let candidates = self.candidates(&bounds, zoom);
         if candidates.is_empty() {

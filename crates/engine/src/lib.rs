@@ -6,6 +6,7 @@
 //! async block fetch, decode, mask building, warp, compositing by precedence). Products and
 //! encoders are applied on top by [`render`]; catalog metadata for ingest by [`ingest`].
 
+mod blend;
 pub mod collection;
 mod error;
 mod footprint;

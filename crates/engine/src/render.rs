@@ -186,6 +186,17 @@ impl Engine {
         if req.layers.is_empty() || req.layers.iter().any(|l| l.sources.is_empty()) {
             return Err(EngineError::bad_request("sources", "nothing to read"));
         }
+        if let [layer] = req.layers.as_slice() {
+            if layer.blend_px > 0 && !matches!(req.product, Product::Compute { .. }) {
+                return self.read_blended(layer, &grid, req.resampling).await;
+            }
+        }
+        if req.layers.iter().any(|l| l.blend_px > 0) {
+            return Err(EngineError::bad_request(
+                "blend",
+                "seam blending works on one layer of one band",
+            ));
+        }
         // Consecutive layers over the same sources are read in one pass.
         let mut groups: Vec<(usize, Option<Vec<usize>>)> = Vec::new();
         for (i, layer) in req.layers.iter().enumerate() {
@@ -233,6 +244,91 @@ impl Engine {
             _ => stacked,
         };
         Ok((values, trace))
+    }
+
+    /// One band of `layer` over `grid` with its sources' hand-overs blended (see
+    /// `crate::blend`): every source is read on the grid grown by the blend width (until the
+    /// sources read cover it), blended on the pool, and cropped back to `grid`.
+    async fn read_blended(
+        &self,
+        layer: &crate::Layer,
+        grid: &GridSpec,
+        resampling: Resampling,
+    ) -> Result<(Raster, SourceTrace), EngineError> {
+        let bands = layer.bands.clone().unwrap_or_else(|| vec![1]);
+        if bands.len() != 1 {
+            return Err(EngineError::bad_request(
+                "bands",
+                "seam blending works on one band",
+            ));
+        }
+        let b = layer.blend_px;
+        let grown = grow(grid, b);
+        let mut read = Vec::new();
+        let mut planes: Vec<(Vec<f32>, Vec<u8>)> = Vec::new();
+        let mut covered = vec![0u8; grown.width * grown.height];
+        for (i, src) in layer.sources.iter().enumerate() {
+            let t = self
+                .read_grid_traced(
+                    std::slice::from_ref(src),
+                    &grown,
+                    Some(bands.clone()),
+                    resampling,
+                )
+                .await?;
+            if t.read.is_empty() {
+                continue;
+            }
+            read.push(i);
+            let r = t.raster.convert(DataType::F32);
+            let (samples, mask) = r.into_parts();
+            let Samples::F32(h) = samples else {
+                return Err(EngineError::Internal {
+                    reason: "float32 conversion gave another type".into(),
+                });
+            };
+            for (c, &m) in covered.iter_mut().zip(&mask) {
+                *c |= m;
+            }
+            planes.push((h, mask));
+            if covered.iter().all(|&c| c != 0) {
+                break;
+            }
+        }
+        let (gw, gh) = (grown.width, grown.height);
+        let (inner, read_ix) = (*grid, read.clone());
+        let (raster, contributed) = self
+            .pool()
+            .run(move || -> Result<(Raster, Vec<usize>), EngineError> {
+                let (heights, mask, winner) = crate::blend::blend(&planes, gw, gh, b);
+                let full = Raster::new(gw, gh, 1, Samples::F32(heights), mask)
+                    .map_err(|e| EngineError::from_core("", e))?;
+                let pad = b as usize;
+                let window = kiln_core::warp::PixelWindow {
+                    col_off: pad,
+                    row_off: pad,
+                    width: inner.width,
+                    height: inner.height,
+                };
+                let cropped = full
+                    .crop(window)
+                    .map_err(|e| EngineError::from_core("", e))?
+                    .with_transform(inner.transform);
+                let mut used: Vec<usize> = Vec::new();
+                for r in pad..pad + inner.height {
+                    for &w in &winner[r * gw + pad..r * gw + pad + inner.width] {
+                        if let Some(&i) = read_ix.get(usize::from(w)) {
+                            if !used.contains(&i) {
+                                used.push(i);
+                            }
+                        }
+                    }
+                }
+                used.sort_unstable();
+                Ok((cropped, used))
+            })
+            .await??;
+        Ok((raster, SourceTrace { read, contributed }))
     }
 
     /// Encodes values made by [`Self::render_values`] for `req`, on the CPU pool.
@@ -700,7 +796,7 @@ fn stretch_for(
 }
 
 /// `grid` grown by `px` pixels on every side.
-fn grow(grid: &GridSpec, px: u32) -> GridSpec {
+pub(crate) fn grow(grid: &GridSpec, px: u32) -> GridSpec {
     if px == 0 {
         return *grid;
     }

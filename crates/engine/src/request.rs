@@ -39,6 +39,10 @@ pub struct Layer {
     /// Statistics of band `i + 1` at index `i` (empty when no pixel is valid); `None` when
     /// unknown, so `null` ends stretch over the tile's own valid values.
     pub stats: Option<Arc<[BandStats]>>,
+    /// Seam blending width in pixels (0: the first valid source wins exactly). Where a
+    /// source hands over to a later one, its values fade into the later one's over this
+    /// many pixels (see `crate::blend`); one band only.
+    pub blend_px: u32,
 }
 
 impl Layer {
@@ -48,6 +52,7 @@ impl Layer {
             sources: vec![source],
             bands,
             stats: None,
+            blend_px: 0,
         }
     }
 
@@ -68,6 +73,7 @@ impl PartialEq for Layer {
                     && a.header().nodata.map(f64::to_bits) == b.header().nodata.map(f64::to_bits)
             })
             && self.bands == other.bands
+            && self.blend_px == other.blend_px
             && stats_bits(self.stats.as_deref()) == stats_bits(other.stats.as_deref())
     }
 }
@@ -83,6 +89,7 @@ impl Hash for Layer {
         }
         self.bands.hash(state);
         stats_bits(self.stats.as_deref()).hash(state);
+        self.blend_px.hash(state);
     }
 }
 

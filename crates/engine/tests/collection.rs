@@ -398,3 +398,88 @@ async fn zoom_ranges_and_points() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blended_pixels_lie_between_the_sources_they_blend() {
+    let s = stack(&three_levels()).await;
+    let blended = CollectionIndex::from_sources(
+        &s.engine,
+        "blend",
+        s.index
+            .sources()
+            .iter()
+            .map(|m| {
+                (
+                    MemberInput {
+                        label: m.label.clone(),
+                        uri: m.source.uri().to_string(),
+                        metadata: kiln_catalog::DatasetMetadata {
+                            bounds_wgs84: m.bounds,
+                            footprint: m.footprint.clone(),
+                            valid_percentage: 50.0,
+                            bands: Vec::new(),
+                            band_count: 1,
+                            dtype: DataType::I16,
+                            extra: serde_json::Value::Null,
+                            header: serde_json::Value::Null,
+                        },
+                        priority: m.priority,
+                        min_zoom: None,
+                        max_zoom: None,
+                        acquired: None,
+                        nodata: None,
+                    },
+                    m.source.clone(),
+                )
+            })
+            .collect(),
+        Vec::new(),
+    )
+    .with_blend(6);
+    let tile = tile_at(6.13, 49.9, 9);
+    let req = |index: &CollectionIndex| {
+        index
+            .render_request(
+                &s.engine,
+                Area::tile(tile, 256),
+                Resampling::Nearest,
+                Product::Terrain(Terrain::Raw),
+            )
+            .unwrap()
+            .unwrap()
+            .request
+    };
+    let sharp = s.engine.render_values(&req(&s.index)).await.unwrap();
+    let soft = s.engine.render_values(&req(&blended)).await.unwrap();
+    let own = own_tiles(&s, tile).await;
+    let (mut same, mut between) = (0, 0);
+    for i in 0..sharp.pixel_count() {
+        assert_eq!(sharp.mask()[i], soft.mask()[i]);
+        if sharp.mask()[i] == 0 {
+            continue;
+        }
+        let (a, b) = (value(&sharp, i), value(&soft, i));
+        if a == b {
+            same += 1;
+            continue;
+        }
+        // A blended pixel lies between its winner's value and a later source's value.
+        let k = own.iter().position(|r| r.mask()[i] != 0).unwrap();
+        let later: Vec<f64> = own[k + 1..]
+            .iter()
+            .filter(|r| r.mask()[i] != 0)
+            .map(|r| value(r, i))
+            .collect();
+        assert!(
+            later
+                .iter()
+                .any(|&l| (a.min(l) - 1e-3..=a.max(l) + 1e-3).contains(&b)),
+            "pixel {i}: {b} is not between {a} and {later:?}"
+        );
+        between += 1;
+    }
+    assert!(
+        between > 50 && same > between,
+        "{between} blended, {same} kept"
+    );
+}

@@ -54,6 +54,7 @@ fn base(src: &Arc<OpenSource>) -> RenderRequest {
             sources: vec![src.clone()],
             bands: Some(vec![1]),
             stats: Some(stats(100.0)),
+            blend_px: 0,
         }],
         area: Area::Tile {
             tms: Tms::WebMercatorQuad,
@@ -96,6 +97,7 @@ async fn every_field_of_a_render_request_changes_its_cache_key() {
         sources,
         bands,
         stats: layer_stats,
+        blend_px,
     } = &layers[0];
     let Area::Tile {
         tms,
@@ -132,6 +134,8 @@ async fn every_field_of_a_render_request_changes_its_cache_key() {
     with("layers: the same file at a new version", &|r| {
         r.layers[0].sources = vec![same_file_new_version.clone()]
     });
+    assert_eq!(*blend_px, 0);
+    with("layers: seam blending", &|r| r.layers[0].blend_px = 8);
     with("layers: a second source by precedence", &|r| {
         r.layers[0].sources.push(other.clone())
     });

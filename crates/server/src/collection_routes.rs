@@ -363,21 +363,21 @@ fn terrain_product(product: &str, ext: &str, q: &Query) -> Result<Terrain, ApiEr
             ),
         ));
     }
+    let quality = quality(q)?;
     let image = || -> Result<ImageOutput, ApiError> {
         let format = match OutputFormat::from_extension(&ext) {
             Some(OutputFormat::Image(f)) => f,
             _ => ImageFormat::Png,
         };
-        Ok(ImageOutput {
-            format,
-            quality: quality(q)?,
-        })
+        Ok(ImageOutput { format, quality })
     };
-    let quantise = match q.text("quantize")?.or(q.text("quantise")?) {
+    // Every terrain parameter is checked whatever the product, so a mistyped one is never
+    // silently ignored.
+    let quantise = match q.text("quantize")? {
         None => false,
-        Some(v) => match v.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => true,
-            "false" | "0" | "no" => false,
+        Some(v) => match v {
+            "true" => true,
+            "false" => false,
             other => {
                 return Err(ApiError::bad_param(
                     "quantize",
@@ -393,50 +393,50 @@ fn terrain_product(product: &str, ext: &str, q: &Query) -> Result<Terrain, ApiEr
             Some(v) => Err(ApiError::bad_param(name, format!("{v} is not finite"))),
         }
     };
+    let base = finite("base", -10_000.0)?;
+    if base.abs() > 1e9 {
+        return Err(ApiError::bad_param("base", "must be within ±1e9"));
+    }
+    let interval = finite("interval", 0.1)?;
+    if interval <= 0.0 || interval > 1e6 {
+        return Err(ApiError::bad_param(
+            "interval",
+            format!("{interval} must be above 0 and at most 1e6"),
+        ));
+    }
+    let azimuth = finite("azimuth", 315.0)?;
+    let altitude = finite("altitude", 45.0)?;
+    let z_factor = finite("z_factor", 1.0)?;
+    if !(0.0..=360.0).contains(&azimuth) {
+        return Err(ApiError::bad_param("azimuth", "must be 0 to 360 degrees"));
+    }
+    if !(0.0..=90.0).contains(&altitude) {
+        return Err(ApiError::bad_param("altitude", "must be 0 to 90 degrees"));
+    }
+    if z_factor <= 0.0 || z_factor > 1e6 {
+        return Err(ApiError::bad_param(
+            "z_factor",
+            "must be above 0 (at most 1e6)",
+        ));
+    }
     Ok(match product {
         "terrarium" => Terrain::Terrarium {
             image: image()?,
             quantise,
         },
-        "terrain-rgb" => {
-            let interval = finite("interval", 0.1)?;
-            if interval <= 0.0 {
-                return Err(ApiError::bad_param(
-                    "interval",
-                    format!("{interval} must be above 0"),
-                ));
-            }
-            Terrain::TerrainRgb {
-                base: finite("base", -10_000.0)?,
-                interval,
-                image: image()?,
-                quantise,
-            }
-        }
+        "terrain-rgb" => Terrain::TerrainRgb {
+            base,
+            interval,
+            image: image()?,
+            quantise,
+        },
         "normal" => Terrain::Normal { image: image()? },
-        "hillshade" => {
-            let azimuth = finite("azimuth", 315.0)?;
-            let altitude = finite("altitude", 45.0)?;
-            let z_factor = finite("z_factor", 1.0)?;
-            if !(0.0..=360.0).contains(&azimuth) {
-                return Err(ApiError::bad_param("azimuth", "must be 0 to 360 degrees"));
-            }
-            if !(0.0..=90.0).contains(&altitude) {
-                return Err(ApiError::bad_param("altitude", "must be 0 to 90 degrees"));
-            }
-            if z_factor <= 0.0 || z_factor > 1e6 {
-                return Err(ApiError::bad_param(
-                    "z_factor",
-                    "must be above 0 (at most 1e6)",
-                ));
-            }
-            Terrain::Hillshade {
-                azimuth,
-                altitude,
-                z_factor,
-                image: image()?,
-            }
-        }
+        "hillshade" => Terrain::Hillshade {
+            azimuth,
+            altitude,
+            z_factor,
+            image: image()?,
+        },
         "geotiff" => Terrain::GeoTiff,
         _ => Terrain::Raw,
     })

@@ -86,7 +86,11 @@ impl CollectionStore {
                 nodata: m.settings.nodata,
             });
         }
-        let index = CollectionIndex::build(&self.engine, name, inputs).await?;
+        // Catalogs hold 0..=256; whole pixels are what the renderer blends over.
+        let blend = info.blend_px.round().clamp(0.0, 256.0) as u32;
+        let index = CollectionIndex::build(&self.engine, name, inputs)
+            .await?
+            .with_blend(blend);
         Ok(Arc::new(ResolvedCollection {
             info,
             members,

@@ -30,6 +30,7 @@ impl Resolved {
             sources: vec![self.source.clone()],
             bands: Some(bands),
             stats: Some(self.stats.clone()),
+            blend_px: 0,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct CatalogShape {
     pub band_counts: Vec<Option<u32>>,
     /// Whether `datasets` is the whole catalog.
     pub complete: bool,
+    /// Collection names.
+    pub collections: Vec<String>,
 }
 
 impl CatalogShape {
@@ -68,7 +70,14 @@ impl CatalogShape {
             band_counts.push(catalog.metadata(keys).await?.map(|m| m.band_count));
         }
         band_counts.resize(datasets.len(), None);
+        let collections = catalog
+            .collections()
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
         Ok(Self {
+            collections,
             keys,
             complete: u64::try_from(datasets.len()).is_ok_and(|n| n == total),
             datasets,
@@ -1050,7 +1059,7 @@ fn build(keys: Keys<'_>) -> Value {
                     "rgba": { "type": "array", "items": { "type": "integer" }, "minItems": 4, "maxItems": 4 } } } } } })),
         ),
     );
-    collection_paths(&mut paths);
+    collection_paths(&mut paths, shape.map(|s| s.collections.as_slice()));
     for (path, summary, description) in [
         ("/openapi.json", "This document", "The OpenAPI 3 document of this server's catalog: a path parameter per key, its values and real datasets as examples."),
         ("/swagger.json", "The API for any catalog", "The OpenAPI 3 document with {keys} standing for the key values (Terracotta's name)."),
@@ -1200,22 +1209,20 @@ fetch('openapi.json').then(r => r.json()).then(spec => {
 
 /// `/collections`: composite terrain tiles of collections (Mapzen's bucket layout below
 /// `/collections/{name}/`).
-fn collection_paths(paths: &mut serde_json::Map<String, Value>) {
-    let name = string_param(
+fn collection_paths(paths: &mut serde_json::Map<String, Value>, names: Option<&[String]>) {
+    let mut name = string_param(
         "name",
         "path",
         true,
         "Collection name (`kiln collection list`)",
     );
-    let products: Vec<&str> = crate::collection_routes::PRODUCTS
-        .iter()
-        .map(|(p, _)| *p)
-        .collect();
-    let product = json!({
-        "name": "product", "in": "path", "required": true,
-        "description": "terrarium, terrain-rgb (Mapbox), normal, hillshade, geotiff or raw",
-        "schema": { "type": "string", "enum": products }, "example": "terrarium",
-    });
+    match names {
+        Some(names) if !names.is_empty() => {
+            name["schema"]["enum"] = json!(names);
+            name["example"] = json!(names[0]);
+        }
+        _ => name["schema"]["pattern"] = json!("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
+    }
     let any_object = json!({ "type": "object" });
     paths.insert(
         "/collections".into(),
@@ -1310,7 +1317,7 @@ fn collection_paths(paths: &mut serde_json::Map<String, Value>) {
                 "interval",
                 false,
                 "terrain-rgb: metres per code (default 0.1)",
-                json!({ "type": "number", "exclusiveMinimum": 0, "maximum": 1e6 }),
+                json!({ "type": "number", "minimum": 0, "exclusiveMinimum": true, "maximum": 1e6 }),
                 None,
             ),
             query(
@@ -1331,54 +1338,60 @@ fn collection_paths(paths: &mut serde_json::Map<String, Value>) {
                 "z_factor",
                 false,
                 "hillshade: vertical exaggeration (default 1)",
-                json!({ "type": "number", "exclusiveMinimum": 0, "maximum": 1e6 }),
+                json!({ "type": "number", "minimum": 0, "exclusiveMinimum": true, "maximum": 1e6 }),
                 None,
             ),
             quality(),
         ]
     };
-    let mut tile_params = vec![
-        name.clone(),
-        product.clone(),
-        path_int("z", "Zoom", 0, 30, 8),
-        path_int("x", "Column", 0, u64::from(u32::MAX), 132),
-        path_int("y", "Row", 0, u64::from(u32::MAX), 86),
-        json!({ "name": "format", "in": "path", "required": true,
-            "description": "png / webp (terrarium, terrain-rgb, normal, hillshade), jpg (hillshade), tif (geotiff), npy (raw)",
-            "schema": { "type": "string", "enum": ["png", "webp", "jpg", "tif", "npy"] }, "example": "png" }),
-    ];
-    tile_params.extend(terrain_params());
     let mut responses =
         image_responses("The tile (X-Kiln-Sources names the sources that filled pixels)");
-    responses["404"] = json!({ "description": "No such collection or product, or no source covers the tile", "content": error_content() });
-    paths.insert(
-        "/collections/{name}/{product}/{z}/{x}/{y}.{format}".into(),
-        get(
-            "Composite terrain tile",
-            "The collection's sources composited by precedence (the first valid one wins) and \
-             encoded as the product; `{y}@2x` is a 512 px tile.",
-            tile_params,
-            responses,
-        ),
-    );
-    let mut tj_params = vec![name, product];
-    tj_params.push(query(
-        "format",
-        false,
-        "Extension of the tile URLs (default: the product's first)",
-        optional_enum(&["png", "webp", "jpg", "tif", "npy"]),
-        None,
-    ));
-    tj_params.extend(terrain_params());
-    paths.insert(
-        "/collections/{name}/{product}/tilejson.json".into(),
-        get(
-            "TileJSON of a collection product",
-            "TileJSON 3.0.0 usable as MapLibre's raster-dem source (`encoding` terrarium or mapbox).",
-            tj_params,
-            json_ok("TileJSON", json!({ "type": "object", "required": ["tilejson", "tiles"] })),
-        ),
-    );
+    responses["404"] = json!({ "description": "No such collection, or no source covers the tile", "content": error_content() });
+    // One path per product, each with the formats it is served as.
+    for (product, formats) in crate::collection_routes::PRODUCTS {
+        let mut tile_params = vec![
+            name.clone(),
+            path_int("z", "Zoom", 0, 30, 8),
+            path_int("x", "Column", 0, u64::from(u32::MAX), 132),
+            path_int("y", "Row", 0, u64::from(u32::MAX), 86),
+            json!({ "name": "format", "in": "path", "required": true,
+                "description": "File format",
+                "schema": { "type": "string", "enum": formats }, "example": formats[0] }),
+        ];
+        tile_params.extend(terrain_params());
+        paths.insert(
+            format!("/collections/{{name}}/{product}/{{z}}/{{x}}/{{y}}.{{format}}"),
+            get(
+                &format!("Composite terrain tile: {product}"),
+                "The collection's sources composited by precedence (the first valid one wins) \
+                 and encoded as the product; `{y}@2x` is a 512 px tile.",
+                tile_params,
+                responses.clone(),
+            ),
+        );
+        let mut tj_params = vec![name.clone()];
+        tj_params.push(query(
+            "format",
+            false,
+            "Extension of the tile URLs (default: the first)",
+            optional_enum(formats),
+            None,
+        ));
+        tj_params.extend(terrain_params());
+        paths.insert(
+            format!("/collections/{{name}}/{product}/tilejson.json"),
+            get(
+                &format!("TileJSON of a collection's {product} tiles"),
+                "TileJSON 3.0.0, usable as MapLibre's raster-dem source (`encoding` terrarium or \
+                 mapbox).",
+                tj_params,
+                json_ok(
+                    "TileJSON",
+                    json!({ "type": "object", "required": ["tilejson", "tiles"] }),
+                ),
+            ),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -1402,6 +1415,7 @@ mod tests {
             ],
             band_counts: vec![Some(1), Some(1), Some(1), Some(1), Some(6)],
             complete: true,
+            collections: vec!["dem".into()],
         }
     }
 
