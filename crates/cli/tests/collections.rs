@@ -343,6 +343,16 @@ fn tilejson_is_a_maplibre_raster_dem_source() {
         )
     );
     // The finest member is 30″ at 50° N: about 600 m × 927 m on the ground, zoom 7 or 8.
+    // ETOPO5's grid reaches half a cell past ±180° / ±90°; TileJSON gets WGS 84's ranges.
+    let b: Vec<f64> = tj["bounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    // ETOPO5 spans -180.0417 .. 179.9583, -90.0417 .. 90.0417 (../shared/data/SOURCES.md).
+    assert_eq!([b[0], b[1], b[3]], [-180.0, -90.0, 90.0]);
+    assert!((b[2] - 179.958_333).abs() < 1e-5, "{b:?}");
     let maxzoom = tj["maxzoom"].as_u64().unwrap();
     assert!((7..=9).contains(&maxzoom), "{maxzoom}");
     let mb = s.json("/collections/stack/terrain-rgb/tilejson.json?tile_size=[512,512]&format=webp");

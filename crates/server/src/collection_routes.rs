@@ -302,7 +302,8 @@ pub async fn tilejson(
     Ok(Json(body).into_response())
 }
 
-/// The union of the usable members' bounds.
+/// The union of the usable members' bounds, within WGS 84's ranges (a global grid's edge
+/// pixels reach past ±180° / ±90°, and TileJSON wants valid longitudes and latitudes).
 fn bounds_of(c: &ResolvedCollection) -> Option<kiln_core::GeoBounds> {
     c.index
         .sources()
@@ -313,6 +314,12 @@ fn bounds_of(c: &ResolvedCollection) -> Option<kiln_core::GeoBounds> {
             south: a.south.min(b.south),
             east: a.east.max(b.east),
             north: a.north.max(b.north),
+        })
+        .map(|b| kiln_core::GeoBounds {
+            west: b.west.max(-180.0),
+            south: b.south.max(-90.0),
+            east: b.east.min(180.0),
+            north: b.north.min(90.0),
         })
 }
 
