@@ -144,17 +144,12 @@ impl Engine {
                         format!("{buffer} pixels: at most {MAX_BUFFER_PX}"),
                     ));
                 }
-                let t = self.tile_matrix_set().tile_transform(tile, size);
-                let b = f64::from(buffer);
-                let side = (size + 2 * buffer) as usize;
-                let mut tf = t;
-                tf.0[0] -= b * t.0[1];
-                tf.0[3] -= b * t.0[5];
-                GridSpec {
-                    transform: tf,
-                    width: side,
-                    height: side,
-                }
+                let tile_grid = GridSpec {
+                    transform: self.tile_matrix_set().tile_transform(tile, size),
+                    width: size as usize,
+                    height: size as usize,
+                };
+                grow(&tile_grid, buffer)
             }
             Area::Grid(g) => g,
         };

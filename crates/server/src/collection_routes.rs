@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use crate::collections::{member_label, ResolvedCollection};
 use crate::error::ApiError;
-use crate::handlers::{percent_encode, public_base, quality, serve_render_traced};
+use crate::handlers::{percent_encode, public_base, quality, query_string, serve_render_traced};
 use crate::params::{self, Query};
 use crate::AppState;
 
@@ -264,13 +264,7 @@ pub async fn tilejson(
     params::resampling(&q)?;
     let c = resolve(&app, &name).await?;
     let base = public_base(&headers);
-    let mut query = String::new();
-    for (k, v) in q.0.iter().filter(|(k, _)| k != "format") {
-        query.push(if query.is_empty() { '?' } else { '&' });
-        query.push_str(&percent_encode(k));
-        query.push('=');
-        query.push_str(&percent_encode(v));
-    }
+    let query = query_string(&q, &["format"]);
     let url = format!(
         "{base}/collections/{}/{product}/{{z}}/{{x}}/{{y}}.{ext}{query}",
         percent_encode(&name)

@@ -664,13 +664,7 @@ fn tilejson(
     r: &Resolved,
 ) -> Result<Response, ApiError> {
     let base = public_base(headers);
-    let mut query = String::new();
-    for (k, v) in &q.0 {
-        query.push(if query.is_empty() { '?' } else { '&' });
-        query.push_str(&percent_encode(k));
-        query.push('=');
-        query.push_str(&percent_encode(v));
-    }
+    let query = query_string(q, &[]);
     let ext = match q.text("format")? {
         None => "png",
         Some(f) => match ImageFormat::from_extension(f) {
@@ -733,6 +727,19 @@ const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
+
+/// `?k=v&…` of `q` (percent-encoded, in order) without the parameters named in `skip`; empty
+/// when nothing is left. TileJSON tile URLs carry the request's parameters on with it.
+pub(crate) fn query_string(q: &Query, skip: &[&str]) -> String {
+    let mut query = String::new();
+    for (k, v) in q.0.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
+        query.push(if query.is_empty() { '?' } else { '&' });
+        query.push_str(&percent_encode(k));
+        query.push('=');
+        query.push_str(&percent_encode(v));
+    }
+    query
+}
 
 pub(crate) fn percent_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
