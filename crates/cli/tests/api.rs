@@ -35,6 +35,48 @@ use serde_json::{json, Value};
 // 1. JSON endpoints
 // ---------------------------------------------------------------------------------------------
 
+/// `/health` counts block-cache and tile-cache lookups: a first tile misses both, the same
+/// tile again is a tile-cache hit that reads no block, and the same pixels as `.npy` (another
+/// tile, same source blocks) hit the block cache.
+#[test]
+fn health_counts_cache_hits_and_misses() {
+    let s = InProcess::catalog();
+    let counters = |s: &InProcess| {
+        let h = s.json("/health");
+        let n = |p: &str| h.pointer(p).and_then(Value::as_u64).unwrap();
+        (
+            n("/cache/blocks/hits"),
+            n("/cache/blocks/misses"),
+            n("/cache/tiles/hits"),
+            n("/cache/tiles/misses"),
+        )
+    };
+    assert_eq!(counters(&s), (0, 0, 0, 0));
+    let tile = "/singleband/lux/1/8/132/86.png?stretch_range=[150,400]";
+    s.bytes(tile);
+    let (bh, bm, th, tm) = counters(&s);
+    assert_eq!((bh, th, tm), (0, 0, 1));
+    assert!(bm > 0, "the first tile reads blocks");
+    s.bytes(tile);
+    assert_eq!(
+        counters(&s),
+        (0, bm, 1, 1),
+        "the tile cache answers, no block is read"
+    );
+    s.bytes("/singleband/lux/1/8/132/86.npy");
+    assert_eq!(
+        counters(&s),
+        (bm, bm, 1, 2),
+        "same blocks, now from the block cache"
+    );
+    // `entries` and `bytes` are moka's estimates, updated lazily: only their presence counts.
+    let h = s.json("/health");
+    assert!(h
+        .pointer("/cache/blocks/entries")
+        .is_some_and(Value::is_u64));
+    assert!(h.pointer("/cache/blocks/bytes").is_some_and(Value::is_u64));
+}
+
 #[test]
 fn keys_and_datasets_list_filter_and_page() {
     let s = InProcess::catalog();

@@ -34,5 +34,5 @@ pub use request::{
     Area, Bound, ColormapChoice, ComputeOutput, ImageOutput, Layer, Product, RangeSpec, RawFormat,
     RenderKey, RenderRequest, Terrain, Tms,
 };
-pub use source::{Engine, EngineConfig, OpenSource, TileRequest, Traced};
+pub use source::{BlockCacheStats, Engine, EngineConfig, OpenSource, TileRequest, Traced};
 pub use stats::{compute_statistics, BandStats, DatasetStats, StatsOptions, FINE_BINS};

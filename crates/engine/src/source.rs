@@ -173,6 +173,22 @@ struct Inner {
     pool: CpuPool,
     next_id: AtomicU64,
     tms: TileMatrixSet,
+    /// Block lookups answered from `blocks` / not, since start.
+    block_hits: AtomicU64,
+    block_misses: AtomicU64,
+}
+
+/// Counters of the decoded-block cache since the engine started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockCacheStats {
+    /// Block lookups answered from the cache.
+    pub hits: u64,
+    /// Block lookups that had to read and decode the block.
+    pub misses: u64,
+    /// Blocks held (moka's estimate, which lags behind recent inserts).
+    pub entries: u64,
+    /// Bytes held, as weighed (moka's estimate, lagging the same way).
+    pub bytes: u64,
 }
 
 impl Engine {
@@ -192,12 +208,24 @@ impl Engine {
                 pool: CpuPool::new(config.cpu_threads)?,
                 next_id: AtomicU64::new(1),
                 tms: TileMatrixSet::web_mercator_quad(),
+                block_hits: AtomicU64::new(0),
+                block_misses: AtomicU64::new(0),
             }),
         })
     }
 
     pub fn pool(&self) -> &CpuPool {
         &self.inner.pool
+    }
+
+    /// The decoded-block cache's counters (cheap: atomics and moka's estimates).
+    pub fn block_cache_stats(&self) -> BlockCacheStats {
+        BlockCacheStats {
+            hits: self.inner.block_hits.load(Ordering::Relaxed),
+            misses: self.inner.block_misses.load(Ordering::Relaxed),
+            entries: self.inner.blocks.entry_count(),
+            bytes: self.inner.blocks.weighted_size(),
+        }
     }
 
     pub fn tile_matrix_set(&self) -> &TileMatrixSet {
@@ -513,6 +541,13 @@ impl Engine {
                 None => missing.push(id),
             }
         }
+        let inner = &self.inner;
+        inner
+            .block_hits
+            .fetch_add(have.len() as u64, Ordering::Relaxed);
+        inner
+            .block_misses
+            .fetch_add(missing.len() as u64, Ordering::Relaxed);
         if missing.is_empty() {
             return Ok(have);
         }

@@ -26,8 +26,26 @@ type Pairs = AxQuery<Vec<(String, String)>>;
 /// Most datasets one `POST /metadata` may ask for.
 const MAX_METADATA_BATCH: usize = 100;
 
-pub async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// Liveness, plus the caches' counters since start (atomics only: no catalog, no pool).
+pub async fn health(State(app): State<AppState>) -> Json<Value> {
+    let blocks = app.engine().block_cache_stats();
+    let tiles = &app.tiles().counters;
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "cache": {
+            "blocks": {
+                "hits": blocks.hits,
+                "misses": blocks.misses,
+                "entries": blocks.entries,
+                "bytes": blocks.bytes,
+            },
+            "tiles": {
+                "hits": tiles.hits.load(std::sync::atomic::Ordering::Relaxed),
+                "misses": tiles.renders.load(std::sync::atomic::Ordering::Relaxed),
+            },
+        },
+    }))
 }
 
 pub async fn not_found() -> ApiError {

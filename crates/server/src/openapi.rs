@@ -860,12 +860,17 @@ fn build(keys: Keys<'_>) -> Value {
         "/health".into(),
         get(
             "Liveness",
-            "Answers at once, without touching the catalog or the CPU pool.",
+            "Answers at once, without touching the catalog or the CPU pool. `cache` counts \
+             since start: decoded-block lookups answered from the block cache (`hits`) or \
+             read and decoded (`misses`), and tiles answered from the tile cache or rendered.",
             vec![],
             json_ok(
                 "The server is up",
                 json!({ "type": "object", "required": ["status"], "properties": {
-                    "status": { "type": "string" }, "version": { "type": "string" } } }),
+                    "status": { "type": "string" }, "version": { "type": "string" },
+                    "cache": { "type": "object", "properties": {
+                        "blocks": counters_schema(&["hits", "misses", "entries", "bytes"]),
+                        "tiles": counters_schema(&["hits", "misses"]) } } } }),
             ),
         ),
     );
@@ -1392,6 +1397,15 @@ fn collection_paths(paths: &mut serde_json::Map<String, Value>, names: Option<&[
             ),
         );
     }
+}
+
+/// An object of non-negative integer counters.
+fn counters_schema(names: &[&str]) -> Value {
+    let props: Map<String, Value> = names
+        .iter()
+        .map(|n| ((*n).to_string(), json!({ "type": "integer", "minimum": 0 })))
+        .collect();
+    json!({ "type": "object", "required": names, "properties": props })
 }
 
 #[cfg(test)]
