@@ -18,6 +18,7 @@ mod mapper;
 mod nearest;
 mod overview;
 
+pub use nearest::NearestPicks;
 pub use overview::choose_overview_with;
 
 use std::str::FromStr;
@@ -195,7 +196,8 @@ pub fn source_window_with(
     src_height: usize,
     margin_px: usize,
 ) -> Result<Option<PixelWindow>, CoreError> {
-    let Some(ext) = footprint(reprojection, dst, src_transform, src_width, src_height)? else {
+    let samples = SourceSamples::new(reprojection, src_transform, src_width, src_height)?;
+    let Some(ext) = footprint(reprojection, dst, &samples)? else {
         return Ok(None);
     };
     Ok(window_around(&ext, margin_px, src_width, src_height))
@@ -213,7 +215,20 @@ pub fn warp_source_window(
     src_height: usize,
     resampling: Resampling,
 ) -> Result<Option<PixelWindow>, CoreError> {
-    let Some(ext) = footprint(reprojection, dst, src_transform, src_width, src_height)? else {
+    let samples = SourceSamples::new(reprojection, src_transform, src_width, src_height)?;
+    warp_source_window_sampled(reprojection, dst, &samples, resampling)
+}
+
+/// [`warp_source_window`] with the source's samples made beforehand ([`SourceSamples`]), so a
+/// source read for many tiles transforms them once. The same result, bit for bit.
+pub fn warp_source_window_sampled(
+    reprojection: &Reprojection,
+    dst: &GridSpec,
+    samples: &SourceSamples,
+    resampling: Resampling,
+) -> Result<Option<PixelWindow>, CoreError> {
+    let (src_width, src_height) = (samples.width, samples.height);
+    let Some(ext) = footprint(reprojection, dst, samples)? else {
         return Ok(None);
     };
     let downsampling = ((ext.max_x - ext.min_x) / dst.width as f64)
@@ -222,15 +237,73 @@ pub fn warp_source_window(
     Ok(window_around(&ext, margin, src_width, src_height))
 }
 
+/// The source raster's points that the source → destination half of a footprint checks (its
+/// edges and a 21 × 21 grid), in source pixels and in the destination CRS. They depend on the
+/// source grid only, so they are transformed once per source level, not once per tile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSamples {
+    transform: GeoTransform,
+    width: usize,
+    height: usize,
+    /// Source pixel positions.
+    pixels: (Vec<f64>, Vec<f64>),
+    /// The same points in the destination CRS (NaN where they do not transform).
+    projected: (Vec<f64>, Vec<f64>),
+}
+
+impl SourceSamples {
+    /// The samples of a `width` x `height` source grid placed by `transform`, projected with
+    /// `reprojection`'s source → destination transformer.
+    pub fn new(
+        reprojection: &Reprojection,
+        transform: &GeoTransform,
+        width: usize,
+        height: usize,
+    ) -> Result<Self, CoreError> {
+        let (mut sxs, mut sys) = (Vec::new(), Vec::new());
+        if width > 0 && height > 0 {
+            edge_and_grid_samples(width as f64, height as f64, 20, 21, &mut sxs, &mut sys);
+        }
+        // The exact mapping's first two steps (`PixelMapper::map_exact`): the source grid's
+        // affine transform, then the CRS transform unless it is the identity.
+        let g = &transform.0;
+        let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = sxs
+            .iter()
+            .zip(&sys)
+            .map(|(&px, &py)| (g[0] + px * g[1] + py * g[2], g[3] + px * g[4] + py * g[5]))
+            .unzip();
+        let to_dst = reprojection.src_to_dst();
+        if !to_dst.is_identity() {
+            to_dst.transform_points(&mut xs, &mut ys)?;
+        }
+        Ok(Self {
+            transform: *transform,
+            width,
+            height,
+            pixels: (sxs, sys),
+            projected: (xs, ys),
+        })
+    }
+
+    /// Memory held, in bytes (for cache weighing).
+    pub fn heap_bytes(&self) -> usize {
+        (self.pixels.0.capacity()
+            + self.pixels.1.capacity()
+            + self.projected.0.capacity()
+            + self.projected.1.capacity())
+            * std::mem::size_of::<f64>()
+    }
+}
+
 /// The extent, in source pixels, of the source area a destination grid covers; `None` when
 /// it does not intersect the source raster.
 fn footprint(
     reprojection: &Reprojection,
     dst: &GridSpec,
-    src_transform: &GeoTransform,
-    src_width: usize,
-    src_height: usize,
+    samples: &SourceSamples,
 ) -> Result<Option<Extent>, CoreError> {
+    let (src_width, src_height, src_transform) =
+        (samples.width, samples.height, &samples.transform);
     if dst.width == 0 || dst.height == 0 || src_width == 0 || src_height == 0 {
         return Ok(None);
     }
@@ -277,10 +350,9 @@ fn footprint(
         dst.height,
         &reprojection.src_to_dst,
     ) {
-        let (mut sxs, mut sys) = (Vec::new(), Vec::new());
-        edge_and_grid_samples(sw, sh, 20, 21, &mut sxs, &mut sys);
-        let (mut dxs, mut dys) = (sxs.clone(), sys.clone());
-        reverse.map_points(&mut dxs, &mut dys);
+        let (sxs, sys) = &samples.pixels;
+        let (mut dxs, mut dys) = samples.projected.clone();
+        reverse.finish_transformed(&mut dxs, &mut dys);
         for i in 0..sxs.len() {
             let (px, py) = (dxs[i], dys[i]);
             if (0.0..=dw).contains(&px) && (0.0..=dh).contains(&py) {
@@ -460,19 +532,7 @@ pub(super) fn start_warp<'t>(
     dst: &GridSpec,
 ) -> Result<(WarpOut, Option<PixelMapper<'t>>), CoreError> {
     let plane = src.pixel_count();
-    let dst_plane = dst
-        .width
-        .checked_mul(dst.height)
-        .filter(|&n| n.saturating_mul(src.bands()) <= MAX_WARP_PIXELS)
-        .ok_or_else(|| CoreError::TooLarge {
-            what: "warp output",
-            reason: format!(
-                "{}x{} pixels x {} bands",
-                dst.width,
-                dst.height,
-                src.bands()
-            ),
-        })?;
+    let dst_plane = checked_plane(dst, src.bands())?;
     let out = WarpOut {
         samples: Samples::zeros(src.dtype(), dst_plane * src.bands()),
         mask: vec![0; dst_plane],
@@ -491,6 +551,18 @@ pub(super) fn start_warp<'t>(
     )
     .ok_or_else(|| CoreError::invalid("geotransform", "the source geotransform is singular"))?;
     Ok((out, Some(mapper)))
+}
+
+/// Pixels of one band of a warp's output onto `dst`, checked against the output limit for
+/// `bands` bands.
+pub(super) fn checked_plane(dst: &GridSpec, bands: usize) -> Result<usize, CoreError> {
+    dst.width
+        .checked_mul(dst.height)
+        .filter(|&n| n.saturating_mul(bands) <= MAX_WARP_PIXELS)
+        .ok_or_else(|| CoreError::TooLarge {
+            what: "warp output",
+            reason: format!("{}x{} pixels x {bands} bands", dst.width, dst.height),
+        })
 }
 
 fn warp_with_transformer(

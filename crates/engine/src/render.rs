@@ -639,13 +639,22 @@ fn encode_sync(
             })
         }
         Encoding::Rgb { stretch, image } => {
-            let auto = stretch_for(raster, None, None).map_err(core_err)?;
-            let mut s = [auto; 3];
-            for (slot, range) in s.iter_mut().zip(stretch) {
-                if let Some(r) = range {
-                    *slot = stretch_for(raster, Some(*r), None).map_err(core_err)?;
-                }
+            // The data's own range (a scan of every band) only when a band has no range.
+            let auto = if stretch.iter().any(Option::is_none) {
+                Some(stretch_for(raster, None, None).map_err(core_err)?)
+            } else {
+                None
+            };
+            let mut s = Vec::with_capacity(3);
+            for range in stretch {
+                s.push(match (range, auto) {
+                    (None, Some(a)) => a,
+                    _ => stretch_for(raster, *range, None).map_err(core_err)?,
+                });
             }
+            let s: [Stretch; 3] = s.try_into().map_err(|_| EngineError::Internal {
+                reason: "an RGB image needs three stretches".into(),
+            })?;
             let img = product::rgb_image(raster, [0, 1, 2], s).map_err(core_err)?;
             (img.into(), image.format, image.quality)
         }

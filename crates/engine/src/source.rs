@@ -3,13 +3,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use kiln_cog::decode::{decode_block, sparse_block, Block};
 use kiln_cog::{ImageIfd, TiffHeader};
 use kiln_core::tms::{TileCoord, TileMatrixSet};
-use kiln_core::warp::{self, GridSpec, Reprojection, Resampling};
+use kiln_core::warp::{
+    self, GridSpec, NearestPicks, PixelWindow, Reprojection, Resampling, SourceSamples,
+};
 use kiln_core::{Crs, DataType, GeoTransform, Raster};
 use kiln_storage::{ByteRange, ByteSource, SourceIdentity};
 
@@ -50,6 +52,8 @@ pub struct OpenSource {
     crs: Crs,
     /// Transformers to and from the tile CRS, built once per source.
     to_tiles: Reprojection,
+    /// Per level: the source points the tile footprints check, projected once.
+    samples: Vec<OnceLock<Arc<SourceSamples>>>,
 }
 
 impl OpenSource {
@@ -92,6 +96,29 @@ impl OpenSource {
     }
 
     /// The pixel-corner transform of image `level` (0 = full resolution).
+    /// The footprint samples of level `level` (see [`SourceSamples`]), made on first use.
+    fn level_samples(&self, level: usize) -> Result<Arc<SourceSamples>, EngineError> {
+        let cell = self
+            .samples
+            .get(level)
+            .ok_or_else(|| EngineError::Internal {
+                reason: format!("level {level} missing"),
+            })?;
+        if let Some(s) = cell.get() {
+            return Ok(s.clone());
+        }
+        let ifd = &self.header.images[level];
+        let samples = SourceSamples::new(
+            &self.to_tiles,
+            &self.level_transform(level),
+            ifd.width as usize,
+            ifd.height as usize,
+        )
+        .map_err(|e| EngineError::from_core(self.uri(), e))?;
+        // A racing thread made the same samples; either copy serves.
+        Ok(cell.get_or_init(|| Arc::new(samples)).clone())
+    }
+
     pub(crate) fn level_transform(&self, level: usize) -> GeoTransform {
         let images = &self.header.images;
         match (images.first(), images.get(level)) {
@@ -173,9 +200,51 @@ struct Inner {
     pool: CpuPool,
     next_id: AtomicU64,
     tms: TileMatrixSet,
+    /// Read plans (level and window) by source grid, CRS and destination grid: the sources
+    /// of one request on the same grid (Terracotta's single-band files of an RGB tile) plan
+    /// once.
+    plans: moka::sync::Cache<PlanKey, Option<(usize, PixelWindow)>>,
+    /// Nearest-neighbour picks by grid pair: the sources of one request that share a grid
+    /// (Terracotta's three single-band files of an RGB tile) map their pixels once.
+    picks: moka::sync::Cache<PicksKey, Arc<NearestPicks>>,
     /// Block lookups answered from `blocks` / not, since start.
     block_hits: AtomicU64,
     block_misses: AtomicU64,
+}
+
+/// Bytes of nearest-neighbour picks kept (about 64 tiles of 256 px).
+const PICKS_CACHE_BYTES: u64 = 32 << 20;
+
+/// What a set of nearest-neighbour picks depends on: the source's CRS (the transformer to the
+/// tile CRS follows from it), the source window's grid and the destination grid.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PicksKey {
+    epsg: Option<u32>,
+    proj4: String,
+    src_transform: [u64; 6],
+    src_size: (usize, usize),
+    dst_transform: [u64; 6],
+    dst_size: (usize, usize),
+}
+
+/// Read plans kept (a few hundred bytes each).
+const PLAN_CACHE_ENTRIES: u64 = 4096;
+
+/// What a read plan depends on: the source's CRS, geotransform and level sizes, the
+/// destination grid and the resampling (the window's margin).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PlanKey {
+    epsg: Option<u32>,
+    proj4: String,
+    transform: [u64; 6],
+    levels: Vec<(u32, u32)>,
+    dst_transform: [u64; 6],
+    dst_size: (usize, usize),
+    resampling: Resampling,
+}
+
+fn transform_bits(t: &GeoTransform) -> [u64; 6] {
+    t.0.map(f64::to_bits)
 }
 
 /// Counters of the decoded-block cache since the engine started.
@@ -208,6 +277,19 @@ impl Engine {
                 pool: CpuPool::new(config.cpu_threads)?,
                 next_id: AtomicU64::new(1),
                 tms: TileMatrixSet::web_mercator_quad(),
+                plans: moka::sync::Cache::builder()
+                    .max_capacity(PLAN_CACHE_ENTRIES)
+                    .time_to_idle(std::time::Duration::from_secs(10))
+                    .build(),
+                picks: moka::sync::Cache::builder()
+                    .weigher(|_k, p: &Arc<NearestPicks>| {
+                        u32::try_from(p.heap_bytes().saturating_add(256)).unwrap_or(u32::MAX)
+                    })
+                    .max_capacity(PICKS_CACHE_BYTES)
+                    // Useful while the layers of a request are read; a tile repeated later
+                    // comes from the tile cache.
+                    .time_to_idle(std::time::Duration::from_secs(10))
+                    .build(),
                 block_hits: AtomicU64::new(0),
                 block_misses: AtomicU64::new(0),
             }),
@@ -216,6 +298,67 @@ impl Engine {
 
     pub fn pool(&self) -> &CpuPool {
         &self.inner.pool
+    }
+
+    /// Which level and window of `src` a read onto `grid` needs ([`plan_window`]), planned
+    /// once for all the sources of one request with the same grids and CRS.
+    fn plan_read(
+        &self,
+        src: &OpenSource,
+        grid: &GridSpec,
+        resampling: Resampling,
+    ) -> Result<Option<(usize, PixelWindow)>, EngineError> {
+        let key = PlanKey {
+            epsg: src.crs.epsg,
+            proj4: src.crs.proj4.clone(),
+            transform: transform_bits(&src.transform),
+            levels: src
+                .header
+                .images
+                .iter()
+                .map(|i| (i.width, i.height))
+                .collect(),
+            dst_transform: transform_bits(&grid.transform),
+            dst_size: (grid.width, grid.height),
+            resampling,
+        };
+        self.inner
+            .plans
+            .try_get_with(key, || plan_window(src, grid, resampling))
+            .map_err(|e: Arc<EngineError>| (*e).clone())
+    }
+
+    /// The nearest-neighbour picks of `window` (a window of `src` on `transform`) into `grid`,
+    /// made once for all the sources of one request on the same grids (concurrent callers
+    /// wait for the first).
+    fn nearest_picks(
+        &self,
+        src: &OpenSource,
+        window: &Raster,
+        transform: &GeoTransform,
+        grid: &GridSpec,
+    ) -> Result<Arc<NearestPicks>, EngineError> {
+        let key = PicksKey {
+            epsg: src.crs.epsg,
+            proj4: src.crs.proj4.clone(),
+            src_transform: transform_bits(transform),
+            src_size: (window.width(), window.height()),
+            dst_transform: transform_bits(&grid.transform),
+            dst_size: (grid.width, grid.height),
+        };
+        self.inner
+            .picks
+            .try_get_with(key, || {
+                NearestPicks::new(
+                    window.width(),
+                    window.height(),
+                    transform,
+                    src.to_tiles.dst_to_src(),
+                    grid,
+                )
+                .map(Arc::new)
+            })
+            .map_err(|e| EngineError::from_core(src.uri(), (*e).clone()))
     }
 
     /// The decoded-block cache's counters (cheap: atomics and moka's estimates).
@@ -325,6 +468,7 @@ impl Engine {
             transform: src.transform,
             crs: src.crs.clone(),
             to_tiles: src.to_tiles.clone(),
+            samples: src.samples.clone(),
         })
     }
 
@@ -473,18 +617,25 @@ impl Engine {
                     .collect::<Result<Vec<_>, _>>()?
             }
         };
-        let plan = {
-            let (src2, grid2, resampling) = (src.clone(), *grid, resampling);
+        let planned = {
+            let (src2, grid2, engine) = (src.clone(), *grid, self.clone());
             self.inner
                 .pool
-                .run(move || plan_window(&src2, &grid2, resampling, bands))
+                .run(move || engine.plan_read(&src2, &grid2, resampling))
                 .await??
         };
-        let Some(plan) = plan else {
+        let Some((level, window)) = planned else {
             return Ok(None);
+        };
+        let plan = WindowPlan {
+            level,
+            window,
+            bands,
+            mask: src.mask_rule(),
         };
         let blocks = self.fetch_blocks(src, &plan).await?;
         let (src2, grid2, resampling) = (src.clone(), *grid, resampling);
+        let engine = self.clone();
         let raster = self
             .inner
             .pool
@@ -508,13 +659,22 @@ impl Engine {
                     dst_alpha: matches!(plan.mask, MaskRule::Internal | MaskRule::AllValid),
                     level: Some((plan.window, ifd.width as usize, ifd.height as usize)),
                 };
+                let window_transform = window.transform().ok_or_else(|| EngineError::Internal {
+                    reason: "an assembled window has no grid".into(),
+                })?;
+                if resampling == Resampling::Nearest {
+                    // Nearest needs neither kernels nor nodata: the picks depend on the grids
+                    // only, and are shared by the sources of one request on the same grid.
+                    let picks = engine.nearest_picks(&src2, &window, window_transform, &grid2)?;
+                    return picks
+                        .apply(&window)
+                        .map_err(|e| EngineError::from_core(src2.uri(), e));
+                }
                 // The source's prebuilt transformers: no PROJ definition parsed per tile.
                 warp::warp_with_options(
                     &src2.to_tiles,
                     &window,
-                    window.transform().ok_or_else(|| EngineError::Internal {
-                        reason: "an assembled window has no grid".into(),
-                    })?,
+                    window_transform,
                     &grid2,
                     resampling,
                     options,
@@ -627,6 +787,7 @@ fn build_open_source(
     let crs = resolve_datum_shift(crs, &georef.transform, full.width, full.height);
     let to_tiles =
         Reprojection::new(&crs, inner.tms.crs()).map_err(|e| EngineError::from_core(&uri, e))?;
+    let samples = header.images.iter().map(|_| OnceLock::new()).collect();
     Ok(Arc::new(OpenSource {
         id: inner.next_id.fetch_add(1, Ordering::Relaxed),
         source,
@@ -634,6 +795,7 @@ fn build_open_source(
         transform: georef.transform,
         crs,
         to_tiles,
+        samples,
     }))
 }
 
@@ -677,15 +839,14 @@ fn decode_one(src: &OpenSource, id: BlockId, bytes: Option<&[u8]>) -> Result<Blo
     }
 }
 
-/// Plans which level and window of `src` a destination grid needs (None: no overlap).
+/// The overview level and the window of it that `grid` needs from `src` (None: no overlap):
+/// what [`Engine::plan_read`] caches.
 fn plan_window(
     src: &OpenSource,
     grid: &GridSpec,
     resampling: Resampling,
-    bands: Vec<usize>,
-) -> Result<Option<WindowPlan>, EngineError> {
+) -> Result<Option<(usize, PixelWindow)>, EngineError> {
     let dst_crs = Crs::web_mercator();
-    let full = &src.header.images[0];
     let sizes: Vec<(usize, usize)> = src
         .header
         .images
@@ -702,17 +863,8 @@ fn plan_window(
         resampling,
     )
     .map_err(|e| EngineError::from_core(src.uri(), e))?;
-    let (lw, lh) = sizes
-        .get(level)
-        .copied()
-        .unwrap_or((full.width as usize, full.height as usize));
-    let level_tf = src.level_transform(level);
-    let window = warp::warp_source_window(&src.to_tiles, grid, &level_tf, lw, lh, resampling)
+    let samples = src.level_samples(level)?;
+    let window = warp::warp_source_window_sampled(&src.to_tiles, grid, &samples, resampling)
         .map_err(|e| EngineError::from_core(src.uri(), e))?;
-    Ok(window.map(|window| WindowPlan {
-        level,
-        window,
-        bands,
-        mask: src.mask_rule(),
-    }))
+    Ok(window.map(|window| (level, window)))
 }

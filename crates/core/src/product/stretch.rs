@@ -132,11 +132,15 @@ type Table16 = Box<[u8; 1 << 16]>;
 /// The key of a cached [`Table16`]: the map's parameters (as bits) and the signedness.
 type Table16Key = ([u64; 3], bool);
 
+/// How many 16-bit tables a thread keeps: an RGB tile has three stretches, and tiles of
+/// several layers interleave on one thread.
+const TABLES16_KEPT: usize = 6;
+
 thread_local! {
-    /// The last 16-bit table built on this thread: tiles of a layer share one stretch, so
-    /// after the first tile a 16-bit band costs one table load per pixel.
-    static TABLE16: std::cell::RefCell<Option<(Table16Key, Table16)>> =
-        const { std::cell::RefCell::new(None) };
+    /// The 16-bit tables built last on this thread, most recent first: tiles of a layer share
+    /// their stretches, so after the first tile a 16-bit band costs one table load per pixel.
+    static TABLES16: std::cell::RefCell<Vec<(Table16Key, Table16)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Maps 16-bit samples through a table of all 65,536 outputs (built once per thread and
@@ -157,11 +161,11 @@ fn map_band16<T: Copy>(
         ],
         signed,
     );
-    TABLE16.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let table = match &mut *slot {
-            Some((k, t)) if *k == key => t,
-            _ => {
+    TABLES16.with(|cell| {
+        let mut tables = cell.borrow_mut();
+        match tables.iter().position(|(k, _)| *k == key) {
+            Some(i) => tables[..=i].rotate_right(1),
+            None => {
                 let mut t: Table16 = Box::new([0; 1 << 16]);
                 for (b, o) in (0..=u16::MAX).zip(t.iter_mut()) {
                     // The u16 → i16 cast reinterprets the bits, as `bits` does.
@@ -172,8 +176,12 @@ fn map_band16<T: Copy>(
                     };
                     *o = map.apply(v);
                 }
-                &mut slot.insert((key, t)).1
+                tables.truncate(TABLES16_KEPT - 1);
+                tables.insert(0, (key, t));
             }
+        }
+        let Some((_, table)) = tables.first() else {
+            return;
         };
         for ((o, &s), &m) in out.iter_mut().zip(src).zip(mask) {
             let v = table[usize::from(bits(s))];
@@ -371,12 +379,21 @@ mod tests {
             band(Samples::I8(all_i8.clone()), all_i8.len()),
             band(Samples::U8(all_u8.clone()), all_u8.len()),
         ];
-        // Alternating stretches also exercise the per-thread table being rebuilt.
+        // Alternating stretches, more of them than a thread keeps tables for, also exercise
+        // the per-thread tables being reused, rebuilt and evicted.
         for (lo, hi) in [
             (-8000.0, 6000.0),
             (0.0, 255.0),
             (-8000.0, 6000.0),
             (3.0, 3.0),
+            (100.0, 200.0),
+            (0.0, 65535.0),
+            (-1.0, 1.0),
+            (6008.0, 8671.0),
+            (6705.0, 8201.0),
+            (0.0, 255.0),
+            (-8000.0, 6000.0),
+            (7459.0, 8511.0),
         ] {
             let s = Stretch::new(lo, hi).unwrap();
             for r in &cases {

@@ -144,6 +144,13 @@ impl<'t> PixelMapper<'t> {
             // Only fails on a length mismatch, which cannot happen here.
             let _ = self.transformer.transform_points(xs, ys);
         }
+        self.finish_transformed(xs, ys);
+    }
+
+    /// The last steps of [`Self::map_points`], for points already in the source CRS (the
+    /// destination grid's affine transform and the CRS transform applied): longitude wrap and
+    /// source geotransform, in place.
+    pub(crate) fn finish_transformed(&self, xs: &mut [f64], ys: &mut [f64]) {
         for (x, y) in xs.iter_mut().zip(ys.iter_mut()) {
             if let Some(c) = self.lon_centre {
                 *x = wrap_around(*x, c);

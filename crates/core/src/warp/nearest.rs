@@ -34,39 +34,120 @@ pub(super) fn warp_nearest(
     dst_to_src: &Transformer,
     dst: &GridSpec,
 ) -> Result<Raster, CoreError> {
-    let (mut out, mapper) = super::start_warp(src, src_transform, dst_to_src, dst)?;
-    let Some(mapper) = mapper else {
-        return out.finish();
-    };
-    let (plane, dst_plane) = (src.width() * src.height(), dst.width * dst.height);
-    let mut rows = RowPicker {
-        mapper: &mapper,
-        src_width: src.width(),
-        src_height: src.height(),
-        src_mask: src.mask(),
-        xs: vec![0.0; dst.width],
-        ys: vec![0.0; dst.width],
-        indices: vec![NO_DATA; dst.width],
-        columns: None,
-        all_valid: src.mask().iter().all(|&m| m != 0),
-    };
-    let super::WarpOut { samples, mask, .. } = &mut out;
-    let layout = Layout {
-        bands: src.bands(),
-        src_plane: plane,
-        dst_plane,
-        dst_width: dst.width,
-    };
-    macro_rules! run {
-        ($($v:ident),*) => {
-            match (src.samples(), samples) {
-                $((Samples::$v(s), Samples::$v(d)) => copy_rows(&mut rows, layout, s, d, mask),)*
-                _ => Err(CoreError::invalid("raster", "output type differs from input")),
-            }
+    let picks = NearestPicks::new(src.width(), src.height(), src_transform, dst_to_src, dst)?;
+    picks.apply(src)
+}
+
+/// The source pixel of every destination pixel of a nearest-neighbour warp, before any mask:
+/// they depend only on the source grid (size and geotransform), the transformer and the
+/// destination grid, so one set serves every raster on that grid (the three single-band files
+/// of an RGB tile, the bands of a request).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearestPicks {
+    src_width: usize,
+    src_height: usize,
+    dst: GridSpec,
+    /// Source index (row-major in the source plane) per destination pixel, [`NO_DATA`] off
+    /// the raster or where the point does not transform. Empty when there is nothing to warp.
+    indices: Vec<usize>,
+}
+
+impl NearestPicks {
+    /// The picks of a source grid of `src_width` x `src_height` pixels on `src_transform`
+    /// warped into `dst` through `dst_to_src`.
+    pub fn new(
+        src_width: usize,
+        src_height: usize,
+        src_transform: &GeoTransform,
+        dst_to_src: &Transformer,
+        dst: &GridSpec,
+    ) -> Result<Self, CoreError> {
+        let mut picks = Self {
+            src_width,
+            src_height,
+            dst: *dst,
+            indices: Vec::new(),
         };
+        let dst_plane = super::checked_plane(dst, 1)?;
+        if dst_plane == 0 || src_width == 0 || src_height == 0 {
+            return Ok(picks);
+        }
+        let mapper = PixelMapper::new(
+            &dst.transform,
+            src_transform,
+            src_width,
+            src_height,
+            dst_to_src,
+        )
+        .ok_or_else(|| CoreError::invalid("geotransform", "the source geotransform is singular"))?;
+        let mut rows = RowPicker {
+            mapper: &mapper,
+            src_width,
+            src_height,
+            xs: vec![0.0; dst.width],
+            ys: vec![0.0; dst.width],
+            columns: None,
+        };
+        picks.indices = vec![NO_DATA; dst_plane];
+        for (row, out) in picks.indices.chunks_exact_mut(dst.width).enumerate() {
+            rows.pick(row, out);
+        }
+        Ok(picks)
     }
-    run!(U8, I8, U16, I16, U32, I32, F32, F64)?;
-    out.finish()
+
+    /// Memory held, in bytes (for cache weighing).
+    pub fn heap_bytes(&self) -> usize {
+        self.indices.capacity() * std::mem::size_of::<usize>()
+    }
+
+    /// `src` warped with these picks; `src` must be on the grid the picks were made for.
+    pub fn apply(&self, src: &Raster) -> Result<Raster, CoreError> {
+        if (src.width(), src.height()) != (self.src_width, self.src_height) {
+            return Err(CoreError::invalid(
+                "raster",
+                format!(
+                    "{}x{} pixels, the picks were made for {}x{}",
+                    src.width(),
+                    src.height(),
+                    self.src_width,
+                    self.src_height
+                ),
+            ));
+        }
+        let dst = &self.dst;
+        let dst_plane = super::checked_plane(dst, src.bands())?;
+        let mut out = super::WarpOut {
+            samples: Samples::zeros(src.dtype(), dst_plane * src.bands()),
+            mask: vec![0; dst_plane],
+            bands: src.bands(),
+            grid: *dst,
+        };
+        if self.indices.is_empty() {
+            return out.finish();
+        }
+        let layout = Layout {
+            bands: src.bands(),
+            src_plane: self.src_width * self.src_height,
+            dst_plane,
+            dst_width: dst.width,
+        };
+        let src_mask = src.mask();
+        // Every source pixel valid: the mask pass needs no lookups (a vectorised scan).
+        let all_valid = !src_mask.contains(&0);
+        let super::WarpOut { samples, mask, .. } = &mut out;
+        macro_rules! run {
+            ($($v:ident),*) => {
+                match (src.samples(), samples) {
+                    $((Samples::$v(s), Samples::$v(d)) => {
+                        copy_rows(&self.indices, src_mask, all_valid, layout, s, d, mask)
+                    })*
+                    _ => Err(CoreError::invalid("raster", "output type differs from input")),
+                }
+            };
+        }
+        run!(U8, I8, U16, I16, U32, I32, F32, F64)?;
+        out.finish()
+    }
 }
 
 /// Band and plane sizes of a warp.
@@ -83,25 +164,20 @@ struct RowPicker<'a, 'm> {
     mapper: &'a PixelMapper<'m>,
     src_width: usize,
     src_height: usize,
-    src_mask: &'a [u8],
     xs: Vec<f64>,
     ys: Vec<f64>,
-    /// Source index per destination pixel of the current row, [`NO_DATA`] when invalid.
-    indices: Vec<usize>,
     /// Source column per destination column ([`NO_DATA`] off the raster) when the mapper's
     /// source x does not depend on the row; made by the first such row.
     columns: Option<Vec<usize>>,
-    /// Every source pixel is valid, so the mask pass needs no lookups.
-    all_valid: bool,
 }
 
 impl RowPicker<'_, '_> {
-    /// Maps destination row `row` and fills `indices` and the row's mask.
-    fn pick(&mut self, row: usize, mask_row: &mut [u8]) {
+    /// Maps destination row `row` into `indices` (source index or [`NO_DATA`] per pixel).
+    fn pick(&mut self, row: usize, indices: &mut [usize]) {
         let sw = self.src_width;
         let (w, h) = (sw as f64, self.src_height as f64);
         let (max_col, max_row) = ((sw - 1) as f64, (self.src_height - 1) as f64);
-        if let Some((y0, cols)) = self.mapper.separable_row(row, self.indices.len()) {
+        if let Some((y0, cols)) = self.mapper.separable_row(row, indices.len()) {
             // Source x depends on the column only: the same decisions as the loop below,
             // made once per column for the whole grid.
             let columns = self.columns.get_or_insert_with(|| {
@@ -120,13 +196,12 @@ impl RowPicker<'_, '_> {
             let ey = y0 + EDGE_EPSILON;
             if (y0 >= 0.0) & (ey <= h) {
                 let base = (ey.max(0.0).min(max_row) as i64 as usize) * sw;
-                for (&c, index) in columns.iter().zip(self.indices.iter_mut()) {
+                for (&c, index) in columns.iter().zip(indices.iter_mut()) {
                     *index = if c == NO_DATA { NO_DATA } else { base + c };
                 }
             } else {
-                self.indices.fill(NO_DATA);
+                indices.fill(NO_DATA);
             }
-            self.apply_mask(mask_row);
             return;
         }
         self.mapper.map_row(row, &mut self.xs, &mut self.ys);
@@ -137,43 +212,25 @@ impl RowPicker<'_, '_> {
             let ey = y0 + EDGE_EPSILON;
             let row_inside = (y0 >= 0.0) & (ey <= h);
             let base = (ey.max(0.0).min(max_row) as i64 as usize) * sw;
-            for (&x, index) in self.xs.iter().zip(self.indices.iter_mut()) {
+            for (&x, index) in self.xs.iter().zip(indices.iter_mut()) {
                 let ex = x + EDGE_EPSILON;
                 let inside = row_inside & (x >= 0.0) & (ex <= w);
                 let col = ex.max(0.0).min(max_col) as i64 as usize;
                 *index = if inside { base + col } else { NO_DATA };
             }
         } else {
-            self.pick_general();
-        }
-        self.apply_mask(mask_row);
-    }
-
-    /// Pass 2: the source mask (NO_DATA is past its end).
-    fn apply_mask(&mut self, mask_row: &mut [u8]) {
-        if self.all_valid {
-            for (&index, m) in self.indices.iter().zip(mask_row) {
-                *m = if index == NO_DATA { 0 } else { 255 };
-            }
-            return;
-        }
-        for (index, m) in self.indices.iter_mut().zip(mask_row) {
-            let valid = self.src_mask.get(*index).is_some_and(|&v| v != 0);
-            if !valid {
-                *index = NO_DATA;
-            }
-            *m = if valid { 255 } else { 0 };
+            self.pick_general(indices);
         }
     }
 
-    /// Pass 1 for rows whose source y varies, branch-free: the pixel containing each point,
-    /// or NO_DATA off the raster.
-    fn pick_general(&mut self) {
+    /// Rows whose source y varies, branch-free: the pixel containing each point, or NO_DATA
+    /// off the raster.
+    fn pick_general(&self, indices: &mut [usize]) {
         let sw = self.src_width;
         let (w, h) = (sw as f64, self.src_height as f64);
         let (max_col, max_row) = ((sw - 1) as f64, (self.src_height - 1) as f64);
         let coords = self.xs.iter().zip(&self.ys);
-        for ((&x, &y), index) in coords.zip(self.indices.iter_mut()) {
+        for ((&x, &y), index) in coords.zip(indices.iter_mut()) {
             let (ex, ey) = (x + EDGE_EPSILON, y + EDGE_EPSILON);
             // NaN fails the first two comparisons.
             let inside = (x >= 0.0) & (y >= 0.0) & (ex <= w) & (ey <= h);
@@ -190,17 +247,33 @@ impl RowPicker<'_, '_> {
     }
 }
 
-/// Picks every destination row once and copies it for every band.
+/// Copies every destination row for every band from the picks, where the picked source
+/// pixel is valid in `src_mask`.
 fn copy_rows<T: Copy>(
-    rows: &mut RowPicker,
+    picks: &[usize],
+    src_mask: &[u8],
+    all_valid: bool,
     layout: Layout,
     src: &[T],
     dst: &mut [T],
     mask: &mut [u8],
 ) -> Result<(), CoreError> {
     let w = layout.dst_width;
+    let mut indices = vec![NO_DATA; w];
     for (row, mask_row) in mask.chunks_exact_mut(w).enumerate() {
-        rows.pick(row, mask_row);
+        let row_picks = picks
+            .get(row * w..(row + 1) * w)
+            .ok_or_else(|| CoreError::invalid("raster", "picks out of range"))?;
+        // The source mask (NO_DATA is past its end).
+        for ((&p, index), m) in row_picks.iter().zip(indices.iter_mut()).zip(mask_row) {
+            let valid = if all_valid {
+                p != NO_DATA
+            } else {
+                src_mask.get(p).is_some_and(|&v| v != 0)
+            };
+            *index = if valid { p } else { NO_DATA };
+            *m = if valid { 255 } else { 0 };
+        }
         for band in 0..layout.bands {
             let s0 = band * layout.src_plane;
             let src_band = src
@@ -210,7 +283,7 @@ fn copy_rows<T: Copy>(
             let dst_row = dst
                 .get_mut(d0..d0 + w)
                 .ok_or_else(|| CoreError::invalid("raster", "row out of range"))?;
-            for (o, &i) in dst_row.iter_mut().zip(&rows.indices) {
+            for (o, &i) in dst_row.iter_mut().zip(&indices) {
                 if let Some(v) = src_band.get(i) {
                     *o = *v;
                 }
