@@ -112,6 +112,20 @@ impl<'t> PixelMapper<'t> {
     /// Source pixel coordinates of the centres of destination row `row` (pixels `0..xs.len()`),
     /// written to `xs`/`ys`; NaN where the point cannot be transformed.
     pub(crate) fn map_row(&self, row: usize, xs: &mut [f64], ys: &mut [f64]) {
+        self.map_row_linear(row, xs, ys, &mut Vec::new());
+    }
+
+    /// [`Self::map_row`], also listing in `linear` the ranges of pixels `[start, end)` whose
+    /// values come from one linear interpolation (`start + slope × d`): along such a range
+    /// both source coordinates are monotonic in the pixel index, rounding included.
+    pub(crate) fn map_row_linear(
+        &self,
+        row: usize,
+        xs: &mut [f64],
+        ys: &mut [f64],
+        linear: &mut Vec<(usize, usize)>,
+    ) {
+        linear.clear();
         let py = row as f64 + 0.5;
         for (i, (x, y)) in xs.iter_mut().zip(ys.iter_mut()).enumerate() {
             let px = i as f64 + 0.5;
@@ -123,7 +137,7 @@ impl<'t> PixelMapper<'t> {
             Path::MercatorToLonLat => self.map_merc_to_lonlat(py, xs, ys),
             Path::LonLatToMercator => self.map_lonlat_to_merc(py, xs, ys),
             Path::General if self.max_error <= 0.0 => self.map_exact(xs, ys),
-            Path::General => self.approx(xs, ys),
+            Path::General => self.approx(xs, ys, linear),
         }
     }
 
@@ -263,7 +277,7 @@ impl<'t> PixelMapper<'t> {
     }
 
     /// GDAL's approximate transform of one row (all points share y, x increasing).
-    fn approx(&self, xs: &mut [f64], ys: &mut [f64]) {
+    fn approx(&self, xs: &mut [f64], ys: &mut [f64], linear: &mut Vec<(usize, usize)>) {
         let n = xs.len();
         if n <= 5 {
             self.map_exact(xs, ys);
@@ -277,12 +291,20 @@ impl<'t> PixelMapper<'t> {
             self.map_exact(xs, ys);
             return;
         }
-        self.approx_segment(xs, ys, sx, sy);
+        self.approx_segment(xs, ys, sx, sy, (0, linear));
     }
 
     /// Recursive step: `sme_*` are the exact results at the start, middle and end of the
-    /// segment.
-    fn approx_segment(&self, xs: &mut [f64], ys: &mut [f64], sme_x: [f64; 3], sme_y: [f64; 3]) {
+    /// segment; `at` is the segment's first pixel in the row and the list of linear ranges.
+    fn approx_segment(
+        &self,
+        xs: &mut [f64],
+        ys: &mut [f64],
+        sme_x: [f64; 3],
+        sme_y: [f64; 3],
+        at: (usize, &mut Vec<(usize, usize)>),
+    ) {
+        let (base, linear) = at;
         let n = xs.len();
         let mid = (n - 1) / 2;
         let last = n - 1;
@@ -299,6 +321,7 @@ impl<'t> PixelMapper<'t> {
                 *x = sme_x[0] + slope_x * d;
                 *y = sme_y[0] + slope_y * d;
             }
+            linear.push((base, base + n));
             return;
         }
         // Split into [0, mid) and [mid, n): the parent's middle starts the right half.
@@ -337,7 +360,13 @@ impl<'t> PixelMapper<'t> {
         if left_exact {
             self.exact_keep_ends(lx, ly, (sme_x[0], sme_y[0]), None);
         } else {
-            self.approx_segment(lx, ly, [sme_x[0], px[0], px[1]], [sme_y[0], py[0], py[1]]);
+            self.approx_segment(
+                lx,
+                ly,
+                [sme_x[0], px[0], px[1]],
+                [sme_y[0], py[0], py[1]],
+                (base, &mut *linear),
+            );
         }
         if right_exact {
             self.exact_keep_ends(rx, ry, (sme_x[1], sme_y[1]), Some((sme_x[2], sme_y[2])));
@@ -347,6 +376,7 @@ impl<'t> PixelMapper<'t> {
                 ry,
                 [sme_x[1], px[2], sme_x[2]],
                 [sme_y[1], py[2], sme_y[2]],
+                (base + mid, linear),
             );
         }
     }

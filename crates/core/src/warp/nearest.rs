@@ -87,6 +87,7 @@ impl NearestPicks {
             xs: vec![0.0; dst.width],
             ys: vec![0.0; dst.width],
             columns: None,
+            linear: Vec::new(),
         };
         picks.indices = vec![NO_DATA; dst_plane];
         for (row, out) in picks.indices.chunks_exact_mut(dst.width).enumerate() {
@@ -169,7 +170,12 @@ struct RowPicker<'a, 'm> {
     /// Source column per destination column ([`NO_DATA`] off the raster) when the mapper's
     /// source x does not depend on the row; made by the first such row.
     columns: Option<Vec<usize>>,
+    /// The row's interpolated ranges (see [`PixelMapper::map_row_linear`]).
+    linear: Vec<(usize, usize)>,
 }
+
+/// Interpolated ranges shorter than this are picked pixel by pixel.
+const MIN_RUN_RANGE: usize = 8;
 
 impl RowPicker<'_, '_> {
     /// Maps destination row `row` into `indices` (source index or [`NO_DATA`] per pixel).
@@ -204,7 +210,8 @@ impl RowPicker<'_, '_> {
             }
             return;
         }
-        self.mapper.map_row(row, &mut self.xs, &mut self.ys);
+        self.mapper
+            .map_row_linear(row, &mut self.xs, &mut self.ys, &mut self.linear);
         let y0 = self.ys.first().copied().unwrap_or(f64::NAN);
         if self.ys.iter().all(|&y| y.to_bits() == y0.to_bits()) {
             // North-up rows (affine and lon/lat ↔ Web Mercator paths) share one source row:
@@ -219,18 +226,88 @@ impl RowPicker<'_, '_> {
                 *index = if inside { base + col } else { NO_DATA };
             }
         } else {
-            self.pick_general(indices);
+            // Interpolated ranges in runs, the exactly mapped pixels between them one by one.
+            let mut done = 0;
+            for &(start, end) in &self.linear {
+                if end - start < MIN_RUN_RANGE {
+                    continue;
+                }
+                self.pick_general(done, start, indices);
+                self.pick_runs(start, end, indices);
+                done = end;
+            }
+            self.pick_general(done, indices.len(), indices);
         }
     }
 
-    /// Rows whose source y varies, branch-free: the pixel containing each point, or NO_DATA
-    /// off the raster.
-    fn pick_general(&self, indices: &mut [usize]) {
+    /// What decides the pick of pixel `i`, as numbers each monotonic along an interpolated
+    /// range: the in-raster tests and the floors of both coordinates (with the edge epsilon).
+    #[inline]
+    fn pick_key(&self, i: usize) -> [f64; 6] {
+        let (x, y) = (self.xs[i], self.ys[i]);
+        let (ex, ey) = (x + EDGE_EPSILON, y + EDGE_EPSILON);
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        [
+            flag(x >= 0.0),
+            flag(ex <= self.src_width as f64),
+            ex.floor(),
+            flag(y >= 0.0),
+            flag(ey <= self.src_height as f64),
+            ey.floor(),
+        ]
+    }
+
+    /// Pixels `start..end` of an interpolated range. Every part of [`Self::pick_key`] is
+    /// monotonic there (an increasing `d` times a fixed slope plus a fixed start rounds
+    /// monotonically), so pixels with the same key form one run and get the same pick; a run's
+    /// end is found by galloping and bisection, then the run is filled. Overzoomed tiles have
+    /// a handful of runs per row. Picks are those of [`Self::pick_general`], bit for bit.
+    fn pick_runs(&self, start: usize, end: usize, indices: &mut [usize]) {
+        let mut i = start;
+        while i < end {
+            let key = self.pick_key(i);
+            let same = |j: usize| self.pick_key(j).map(f64::to_bits) == key.map(f64::to_bits);
+            // Gallop: `lo` has the key, `hi` (if < end) does not.
+            let (mut lo, mut step) = (i, 1);
+            let mut hi = end;
+            while lo + step < end {
+                if same(lo + step) {
+                    lo += step;
+                    step *= 2;
+                } else {
+                    hi = lo + step;
+                    break;
+                }
+            }
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if same(mid) {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            self.pick_general(i, i + 1, indices);
+            let pick = indices[i];
+            indices[i + 1..hi].fill(pick);
+            i = hi;
+        }
+    }
+
+    /// Pixels `from..to` of a row whose source y varies, branch-free: the pixel containing
+    /// each point, or NO_DATA off the raster.
+    fn pick_general(&self, from: usize, to: usize, indices: &mut [usize]) {
         let sw = self.src_width;
         let (w, h) = (sw as f64, self.src_height as f64);
         let (max_col, max_row) = ((sw - 1) as f64, (self.src_height - 1) as f64);
-        let coords = self.xs.iter().zip(&self.ys);
-        for ((&x, &y), index) in coords.zip(indices.iter_mut()) {
+        let (Some(xs), Some(ys), Some(indices)) = (
+            self.xs.get(from..to),
+            self.ys.get(from..to),
+            indices.get_mut(from..to),
+        ) else {
+            return;
+        };
+        for ((&x, &y), index) in xs.iter().zip(ys).zip(indices.iter_mut()) {
             let (ex, ey) = (x + EDGE_EPSILON, y + EDGE_EPSILON);
             // NaN fails the first two comparisons.
             let inside = (x >= 0.0) & (y >= 0.0) & (ex <= w) & (ey <= h);
@@ -475,6 +552,38 @@ mod tests {
         let src16 = source(700, 500, 1, 1);
         let gt16 = GeoTransform::north_up(580_000.0, 4_520_000.0, 7.0, 7.0);
         check_zooms(&src16, &gt16, &crs, &[(12, 512), (15, 256)], "utm i16");
+    }
+
+    /// Far overzoomed UTM tiles (a handful of source pixels per tile, so picks come in long
+    /// runs) straddling the raster's edges and a corner: the run-filled picks are the
+    /// planner's, pixel for pixel.
+    #[test]
+    fn overzoomed_utm_runs_match_planner() {
+        let crs = Crs::from_epsg(32621).unwrap();
+        // Every pixel valid, so a tile part inside the raster has valid pixels however few
+        // source columns it covers.
+        let (w, h) = (2006, 1515);
+        let samples = source(w, h, 1, 1).samples().clone();
+        let src = Raster::new(w, h, 1, samples, vec![255; w * h]).unwrap();
+        let gt = GeoTransform::north_up(300_000.0, 7_300_000.0, 30.0, 30.0);
+        for z in [14, 16, 17, 18, 19] {
+            for f in [(0.0, 0.5), (1.0, 0.3), (0.6, 1.0), (1.0, 0.0)] {
+                let t = tile_at(&src, &gt, &crs, z, f);
+                for size in [256, 512] {
+                    let grid = tile(z, t.x(), t.y(), size);
+                    let what = format!("z{z} {f:?} {size}");
+                    let tr = Transformer::new(&Crs::web_mercator(), &crs).unwrap();
+                    let fast = warp_nearest(&src, &gt, &tr, &grid).unwrap();
+                    let slow = planner_nearest(&src, &gt, &tr, &grid);
+                    assert_same(&fast, &slow, &what);
+                    let valid = fast.mask().iter().filter(|&&m| m != 0).count();
+                    assert!(
+                        valid > 0 && valid < fast.mask().len(),
+                        "{what}: {valid} valid"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
