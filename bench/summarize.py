@@ -9,7 +9,8 @@ as ../shared/bench/summarize.py: later lines win over earlier duplicates), plus 
 of wrk-shim/wrk (Kiln's /health cache counters before and after each wrk run).
 Prints, per dataset and cold/hot: req/s, p50, p99 and errors per server and
 concurrency; then, per dataset ("case": dem, rgb, utm-dem, utm-rgb), Kiln at c=64 cold
-beside Terracotta and the best TiTiler (req/s, p99, ratios, cache hit rates); Kiln's
+beside Terracotta and the best TiTiler (req/s, p99, server CPU ms per tile, ratios, cache
+hit rates); Kiln's
 block- and tile-cache hit rates per run (Δhits / (Δhits + Δmisses) of /health's
 "cache" counters; "n/a" when the server reports none); Kiln's req/s ratios (and p99
 ratios) against each anchor, like with like (kiln vs the anchors' defaults,
@@ -116,28 +117,37 @@ for ds in datasets:
                 cells += [fmt(d["rps"]) + flag, fmt(d["p50_ms"]), fmt(d["p99_ms"]), str(errors(d))]
             print(f"| {s} | " + " | ".join(cells) + " |")
 
+def cpu_ms(d):
+    """Server CPU ms per response (cpu_watch.py): the figure other load disturbs least."""
+    return 1000 * d["server_cpu_s"] / d["requests"] if d.get("server_cpu_s") and d["requests"] else None
+
+
 if any(k[2] == "kiln" and k[1] == "cold" and k[3] == 64 for k in wrk):
-    print("\n#### Kiln at 64 connections, cold tiles, per case (× = kiln req/s / anchor req/s; "
-          "p99 × = anchor p99 / kiln p99)\n")
-    print("| case | kiln req/s | kiln p99 ms | Terracotta req/s | p99 ms | kiln × | p99 × | "
-          "best TiTiler | req/s | p99 ms | kiln × | p99 × | block-cache hits | tile-cache hits |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("\n#### Kiln at 64 connections, cold tiles, per case\n")
+    print("kiln ×: kiln's req/s / the anchor's; p99 ×: the anchor's p99 / kiln's; CPU ×: the anchor's "
+          "server CPU ms per tile / kiln's (higher is better for kiln in all three). Best TiTiler: the "
+          "TiTiler configuration with the most req/s in the sitting.\n")
+    print("| case | server | req/s | p99 ms | server CPU ms/tile | kiln × | p99 × | CPU × | "
+          "block-cache hits | tile-cache hits |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for ds in datasets:
         dk = wrk.get((ds, "cold", "kiln", 64))
         if not dk:
             continue
-        cells = [ds, fmt(dk["rps"]) + (" (reused)" if reused(dk) else ""), fmt(dk["p99_ms"])]
+        flag = " (reused)" if reused(dk) else ""
+        if dk.get("foreign_pct", 0) > 5:
+            flag += f" (!other load {dk['foreign_pct']:.0f}%)"
+        print(f"| {ds} | kiln | {fmt(dk['rps'])}{flag} | {fmt(dk['p99_ms'])} | {fmt(cpu_ms(dk), 2)} | | | | "
+              f"{hit_rate(dk, 'blocks')} | {hit_rate(dk, 'tiles')} |")
         for a in ("tc-gunicorn", best_titiler(ds)):
             da = wrk.get((ds, "cold", a, 64)) if a else None
-            if a != "tc-gunicorn":
-                cells.append(a or "")
-            if da and da["rps"] > 0:
-                cells += [fmt(da["rps"]), fmt(da["p99_ms"]), f"{dk['rps'] / da['rps']:.1f}",
-                          f"{da['p99_ms'] / dk['p99_ms']:.1f}" if dk["p99_ms"] > 0 else ""]
-            else:
-                cells += ["", "", "", ""]
-        cells += [hit_rate(dk, "blocks"), hit_rate(dk, "tiles")]
-        print("| " + " | ".join(cells) + " |")
+            if not da or da["rps"] <= 0:
+                continue
+            flag = f" (!other load {da['foreign_pct']:.0f}%)" if da.get("foreign_pct", 0) > 5 else ""
+            ck, ca = cpu_ms(dk), cpu_ms(da)
+            print(f"| {ds} | {a} | {fmt(da['rps'])}{flag} | {fmt(da['p99_ms'])} | {fmt(ca, 2)} | "
+                  f"{dk['rps'] / da['rps']:.1f} | {fmt(da['p99_ms'] / dk['p99_ms'] if dk['p99_ms'] > 0 else None)} | "
+                  f"{fmt(ca / ck if ck and ca else None)} | | |")
 
 kiln_runs = [d for k, d in wrk.items() if k[2].startswith("kiln")
              and (d["server"], d["mode"], d["conc"], d["offset"]) in cache]
