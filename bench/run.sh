@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Kiln vs Terracotta vs TiTiler, side by side, in one sitting (issue #3).
+# Kiln vs Terracotta vs TiTiler, side by side, in one sitting (issues #3, #14).
 #
-# usage: bench/run.sh [CONFIG...]
+# usage: [SETS="global utm"] bench/run.sh [CONFIG...]
+#   SETS (default "global"): the data sets, each run through every CONFIG in turn (set by set):
+#     global  ETOPO5 DEM + Blue Marble RGB, EPSG:4326 (DEM_SRC/RGB_SRC), datasets "dem", "rgb",
+#             in $DATA (default $ANCHORS/data)
+#     utm     a UTM 37N DEM (SRTM 3" Turkey warped, bilinear, 90 m) + Landsat 8 scene 224077,
+#             UTM 21N, bands 4/3/2 uint16 (bench/prepare_utm.sh), datasets "utm-dem",
+#             "utm-rgb", in $DATA_UTM (default $ANCHORS/data-utm)
 #   CONFIG (default: tc-gunicorn tt-nodelay-2w tt-nodelay-4w kiln kiln-health tc-gunicorn-nearest)
 #     tc-gunicorn          Terracotta 0.10, gunicorn 2*cores+1 sync workers, defaults    (CONCS)
 #     tt-nodelay-2w        TiTiler 2.4, uvicorn --workers 2 + TCP_NODELAY fix            (CONCS)
@@ -15,13 +21,18 @@
 #
 # Environment (all optional):
 #   ANCHORS      venvs + data + results (default $HOME/.cache/kiln-anchors, ../shared/bench/env.sh)
-#   DATA         prepared data dir (default $ANCHORS/data; made here if missing)
+#   DATA         the global set's data dir (default $ANCHORS/data; made here if missing)
+#   DATA_UTM     the utm set's data dir (default $ANCHORS/data-utm; made here if missing)
 #   OUT          results .jsonl (default $ANCHORS/results/kiln-vs-anchors-DATE.jsonl); calib and
 #                /health lines go to ${OUT%.jsonl}.extra.jsonl (the shared summarize.py
-#                reads only wrk/curl lines)
+#                reads only wrk/curl lines), and so do Kiln's cache counters around each of
+#                its wrk runs ("cache" lines, bench/wrk-shim/wrk)
 #   CONCS        "1 8 64"   DURATION 20s   EXTRA_CONCS "8 64"   BASE_PORT 8200
-#   DEM_SRC RGB_SRC  sources for prepare_data.sh (default ../shared/data ETOPO5 and Blue Marble)
-#   TILES_OVERZOOM 4  TILES_MAX 250000   (cold lists; long enough that kiln does not wrap)
+#   DEM_SRC RGB_SRC  the global set's sources (default ../shared/data ETOPO5 and Blue Marble;
+#                any raster: prepare_global.sh crops only what reaches past lat +-85.0511)
+#   TILES_OVERZOOM 4  TILES_MAX 250000   (global cold lists; long enough that kiln does not wrap)
+#   UTM_OVERZOOM_DEM 6  UTM_OVERZOOM_RGB 5  UTM_TILES_MAX 250000  (utm cold lists: 159 k DEM
+#                tiles z8-z17, 187 k RGB tiles z10-z18; see README)
 #   KILN         kiln binary (default: build with cargo into $CARGO_TARGET_DIR/release/kiln)
 #   SKIP_BUILD=1 use $KILN as it is;  HEALTH_N 200 (curl /health requests under load)
 #   QUIET_WAIT 120 (s bench.sh waits for other CPU users to stop before each run; then marks it)
@@ -31,8 +42,11 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 SHARED="$(cd "$REPO/../shared/bench" && pwd)"
+# shellcheck source=/dev/null
 source "$SHARED/env.sh"
-DATA="${DATA:-$ANCHORS/data}"
+SETS="${SETS:-global}"
+DATA_GLOBAL="${DATA:-$ANCHORS/data}"
+DATA_UTM="${DATA_UTM:-$ANCHORS/data-utm}"
 OUT="${OUT:-$ANCHORS/results/kiln-vs-anchors-$(date -u +%Y%m%d-%H%M%S).jsonl}"
 EXTRA="${OUT%.jsonl}.extra.jsonl"
 CONCS="${CONCS:-1 8 64}"; DURATION="${DURATION:-20s}"; EXTRA_CONCS="${EXTRA_CONCS:-8 64}"
@@ -54,18 +68,38 @@ calib() { "$SHARED/calib.sh" "$1" | tee -a "$EXTRA"; }
 if ! command -v wrk >/dev/null || [ ! -x "$VENV_TC/bin/gunicorn" ] || [ ! -x "$VENV_TT/bin/uvicorn" ]; then
   say "setup.sh (apt + venvs in $ANCHORS)"; "$SHARED/setup.sh"
 fi
-if [ ! -f "$DATA/tc.sqlite" ] || [ ! -f "$DATA/stats.json" ]; then
-  say "prepare_global.sh (crop + ../shared/bench/prepare_data.sh) -> $DATA"
-  "$HERE/prepare_global.sh" "$DEM_SRC" "$RGB_SRC" "$DATA"
-fi
-for ds in dem rgb; do
-  src="$DATA/dem_1.tif"; [ $ds = rgb ] && src="$DATA/rgb.tif"
-  if [ ! "$DATA/tiles-$ds-cold.txt" -nt "$src" ]; then
-    say "tile lists $ds"
-    "$VENV_TC/bin/python" "$HERE/make_tiles_global.py" "$src" "$DATA/tiles-$ds" \
-      --overzoom "${TILES_OVERZOOM:-4}" --max "${TILES_MAX:-250000}"
+# select_set NAME: DATA, PFX (dataset name prefix), tile-list settings; prepare_set makes the
+# data and tile lists when missing (each step skipped when already there)
+select_set() {
+  case "$1" in
+    global) DATA="$DATA_GLOBAL"; PFX=""; OZ_DEM="${TILES_OVERZOOM:-4}"; OZ_RGB="${TILES_OVERZOOM:-4}"
+            TMAX="${TILES_MAX:-250000}" ;;
+    utm)    DATA="$DATA_UTM"; PFX="utm-"; OZ_DEM="${UTM_OVERZOOM_DEM:-6}"; OZ_RGB="${UTM_OVERZOOM_RGB:-5}"
+            TMAX="${UTM_TILES_MAX:-250000}" ;;
+    *) echo "unknown set $1 (global, utm)" >&2; return 1 ;;
+  esac
+}
+prepare_set() {
+  if [ ! -f "$DATA/tc.sqlite" ] || [ ! -f "$DATA/stats.json" ]; then
+    if [ "$1" = global ]; then
+      say "prepare_global.sh (crop + ../shared/bench/prepare_data.sh) -> $DATA"
+      "$HERE/prepare_global.sh" "$DEM_SRC" "$RGB_SRC" "$DATA"
+    else
+      say "prepare_utm.sh (gdalwarp / gdalbuildvrt + prepare_global.sh) -> $DATA"
+      "$HERE/prepare_utm.sh" "$DATA"
+    fi
   fi
-done
+  local ds src oz
+  for ds in dem rgb; do
+    src="$DATA/dem_1.tif"; oz=$OZ_DEM; [ $ds = rgb ] && { src="$DATA/rgb.tif"; oz=$OZ_RGB; }
+    if [ ! "$DATA/tiles-$ds-cold.txt" -nt "$src" ]; then
+      say "tile lists $1 $ds (overzoom $oz, max $TMAX)"
+      "$VENV_TC/bin/python" "$HERE/make_tiles_global.py" "$src" "$DATA/tiles-$ds" \
+        --overzoom "$oz" --max "$TMAX"
+    fi
+  done
+}
+for set in $SETS; do select_set "$set"; prepare_set "$set"; done
 
 # 2. kiln release binary, 3. kiln catalog with Terracotta's keys (name, band)
 need_kiln=0
@@ -78,20 +112,24 @@ if [ $need_kiln = 1 ]; then
     (cd "$REPO" && cargo build --release --locked -p kiln-cli)
   fi
   echo "kiln: $KILN ($(stat -c %y "$KILN" | cut -c1-19))"
-  say "kiln ingest -> $DATA/kiln.sqlite"
-  rm -f "$DATA/kiln.sqlite"
-  "$KILN" ingest "$DATA/{name}_{band}.tif" -o "$DATA/kiln.sqlite"
-  echo "terracotta's keys: $(sqlite3 "$DATA/tc.sqlite" 'select group_concat(key_name, ",") from (select key_name from key_names order by idx)' 2>/dev/null)"
+  for set in $SETS; do
+    select_set "$set"
+    say "kiln ingest -> $DATA/kiln.sqlite"
+    rm -f "$DATA/kiln.sqlite"
+    "$KILN" ingest "$DATA/{name}_{band}.tif" -o "$DATA/kiln.sqlite"
+    echo "terracotta's keys: $(sqlite3 "$DATA/tc.sqlite" 'select group_concat(key_name, ",") from (select key_name from key_names order by idx)' 2>/dev/null)"
+  done
 fi
 
 # 4. one server at a time: start, bench (same tile lists, wrk settings, durations), stop
 anchor() {  # label kind workers "ENV=.." tdem trgb concs
   local label=$1 kind=$2 w=$3 envs=$4 tdem=$5 trgb=$6 concs=$7
-  PORT=$((PORT + 1)); calib "before $label"
-  say "$label ($kind, workers=${w:-default}, env: ${envs:-none}) port $PORT"
+  PORT=$((PORT + 1)); calib "before $label ($SET)"
+  say "$label ($kind, workers=${w:-default}, env: ${envs:-none}, set $SET) port $PORT"
+  # shellcheck disable=SC2086  # $envs: VAR=value words, $w: empty or a number
   env $envs "$SHARED/serve.sh" "$kind" "$PORT" "$DATA" $w \
     || { echo "!!! $label did not start"; "$SHARED/stop.sh" "$kind" "$PORT"; return 0; }
-  "$SHARED/bench_server.sh" "$label" "http://127.0.0.1:$PORT" "$DATA" "$tdem" "$trgb" "$OUT" "$concs" "$DURATION" \
+  "$HERE/bench_set.sh" "$label" "http://127.0.0.1:$PORT" "$DATA" "$PFX" "$tdem" "$trgb" "$OUT" "$concs" "$DURATION" \
     || echo "!!! $label failed"
   "$SHARED/stop.sh" "$kind" "$PORT"; sleep 2
 }
@@ -120,15 +158,17 @@ kiln_stop() {
 trap kiln_stop EXIT
 kiln() {  # label tdem trgb concs
   local label=$1 tdem=$2 trgb=$3 concs=$4
-  calib "before $label"; say "$label (kiln serve) tdem=$tdem"
+  calib "before $label ($SET)"; say "$label (kiln serve, set $SET) tdem=$tdem"
   kiln_start || { echo "!!! $label did not start"; return 0; }
-  "$SHARED/bench_server.sh" "$label" "http://127.0.0.1:$PORT" "$DATA" "$tdem" "$trgb" "$OUT" "$concs" "$DURATION" \
+  # bench/wrk-shim/wrk records /health's cache counters around each wrk run into $EXTRA
+  PATH="$HERE/wrk-shim:$PATH" KILN_CACHE_LOG="$EXTRA" \
+    "$HERE/bench_set.sh" "$label" "http://127.0.0.1:$PORT" "$DATA" "$PFX" "$tdem" "$trgb" "$OUT" "$concs" "$DURATION" \
     || echo "!!! $label failed"
   kiln_stop
 }
 tpl() { awk -F'\t' -v k="$1" '$1 == k { print $2 }' "$SHARED/templates.txt"; }
 health() {  # kiln | tt : /health latency while the server serves 64 connections of cold DEM tiles
-  local who=$1 label tdem hp start stop
+  local who=$1 label tdem hp
   if [ "$who" = kiln ]; then label=kiln; tdem=tc-dem; hp=/health
   else label=tt-nodelay-2w; tdem=tt-dem; hp=/healthz; fi
   calib "before $who-health"; say "$who-health: $hp while $label serves 64 connections of cold DEM tiles"
@@ -159,21 +199,29 @@ PY
   if [ "$who" = kiln ]; then kiln_stop; else "$SHARED/stop.sh" tt-uvicorn-nodelay "$PORT"; sleep 2; fi
 }
 
-say "results -> $OUT (+ $EXTRA); configs: ${CONFIGS[*]}; CONCS=$CONCS DURATION=$DURATION"
-for c in "${CONFIGS[@]}"; do
-  case "$c" in
-    tc-gunicorn)         anchor "$c" tc-gunicorn "" "" tc-dem tc-rgb "$CONCS" ;;
-    tt-nodelay-2w)       anchor "$c" tt-uvicorn-nodelay 2 "" tt-dem tt-rgb "$CONCS" ;;
-    tt-nodelay-1w)       anchor "$c" tt-uvicorn-nodelay 1 "" tt-dem tt-rgb "$EXTRA_CONCS" ;;
-    tt-nodelay-4w)       anchor "$c" tt-uvicorn-nodelay 4 "" tt-dem tt-rgb "$CONCS" ;;
-    tc-gunicorn-nearest) anchor "$c" tc-gunicorn "" "TC_RESAMPLING_METHOD=nearest TC_REPROJECTION_METHOD=nearest" \
-                           tc-dem tc-rgb "$EXTRA_CONCS" ;;
-    kiln)                kiln "$c" tc-dem tc-rgb "$CONCS" ;;
-    kiln-bilinear)       kiln "$c" "$(tpl tc-dem)&resampling=bilinear" "$(tpl tc-rgb)&resampling=bilinear" "$EXTRA_CONCS" ;;
-    kiln-health)         health kiln ;;
-    tt-health)           health tt ;;
-    *) echo "unknown config $c" >&2 ;;
-  esac
+say "results -> $OUT (+ $EXTRA); sets: $SETS; configs: ${CONFIGS[*]}; CONCS=$CONCS DURATION=$DURATION"
+for SET in $SETS; do
+  select_set "$SET"
+  for c in "${CONFIGS[@]}"; do
+    case "$c" in
+      kiln-health|tt-health)
+        # /health under load is measured on the global set only
+        [ "$SET" = global ] || { echo "($c: global set only, skipped for $SET)"; continue; } ;;
+    esac
+    case "$c" in
+      tc-gunicorn)         anchor "$c" tc-gunicorn "" "" tc-dem tc-rgb "$CONCS" ;;
+      tt-nodelay-2w)       anchor "$c" tt-uvicorn-nodelay 2 "" tt-dem tt-rgb "$CONCS" ;;
+      tt-nodelay-1w)       anchor "$c" tt-uvicorn-nodelay 1 "" tt-dem tt-rgb "$EXTRA_CONCS" ;;
+      tt-nodelay-4w)       anchor "$c" tt-uvicorn-nodelay 4 "" tt-dem tt-rgb "$CONCS" ;;
+      tc-gunicorn-nearest) anchor "$c" tc-gunicorn "" "TC_RESAMPLING_METHOD=nearest TC_REPROJECTION_METHOD=nearest" \
+                             tc-dem tc-rgb "$EXTRA_CONCS" ;;
+      kiln)                kiln "$c" tc-dem tc-rgb "$CONCS" ;;
+      kiln-bilinear)       kiln "$c" "$(tpl tc-dem)&resampling=bilinear" "$(tpl tc-rgb)&resampling=bilinear" "$EXTRA_CONCS" ;;
+      kiln-health)         health kiln ;;
+      tt-health)           health tt ;;
+      *) echo "unknown config $c" >&2 ;;
+    esac
+  done
 done
 calib "end"
 
