@@ -241,20 +241,17 @@ impl RowPicker<'_, '_> {
     }
 
     /// What decides the pick of pixel `i`, as numbers each monotonic along an interpolated
-    /// range: the in-raster tests and the floors of both coordinates (with the edge epsilon).
+    /// range: the four in-raster tests and the truncated coordinates (with the edge epsilon;
+    /// the pick clamps them into the raster, which is a function of the truncation).
     #[inline]
-    fn pick_key(&self, i: usize) -> [f64; 6] {
+    fn pick_key(&self, i: usize) -> (u8, i64, i64) {
         let (x, y) = (self.xs[i], self.ys[i]);
         let (ex, ey) = (x + EDGE_EPSILON, y + EDGE_EPSILON);
-        let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        [
-            flag(x >= 0.0),
-            flag(ex <= self.src_width as f64),
-            ex.floor(),
-            flag(y >= 0.0),
-            flag(ey <= self.src_height as f64),
-            ey.floor(),
-        ]
+        let flags = u8::from(x >= 0.0)
+            | u8::from(ex <= self.src_width as f64) << 1
+            | u8::from(y >= 0.0) << 2
+            | u8::from(ey <= self.src_height as f64) << 3;
+        (flags, ex as i64, ey as i64)
     }
 
     /// Pixels `start..end` of an interpolated range. Every part of [`Self::pick_key`] is
@@ -266,7 +263,7 @@ impl RowPicker<'_, '_> {
         let mut i = start;
         while i < end {
             let key = self.pick_key(i);
-            let same = |j: usize| self.pick_key(j).map(f64::to_bits) == key.map(f64::to_bits);
+            let same = |j: usize| self.pick_key(j) == key;
             // Gallop: `lo` has the key, `hi` (if < end) does not.
             let (mut lo, mut step) = (i, 1);
             let mut hi = end;
@@ -336,6 +333,24 @@ fn copy_rows<T: Copy>(
     mask: &mut [u8],
 ) -> Result<(), CoreError> {
     let w = layout.dst_width;
+    if layout.bands == 1 {
+        // One band (every file of Terracotta's /rgb): mask and value in one pass.
+        let src_band = src
+            .get(..layout.src_plane)
+            .ok_or_else(|| CoreError::invalid("raster", "band out of range"))?;
+        let picks = picks
+            .get(..layout.dst_plane)
+            .ok_or_else(|| CoreError::invalid("raster", "picks out of range"))?;
+        for ((&p, m), o) in picks.iter().zip(mask.iter_mut()).zip(dst.iter_mut()) {
+            // NO_DATA is past the end of both the mask and the band.
+            let valid = src_mask.get(p).is_some_and(|&v| v != 0);
+            if let (true, Some(v)) = (valid, src_band.get(p)) {
+                *o = *v;
+                *m = 255;
+            }
+        }
+        return Ok(());
+    }
     let mut indices = vec![NO_DATA; w];
     for (row, mask_row) in mask.chunks_exact_mut(w).enumerate() {
         let row_picks = picks
