@@ -206,7 +206,7 @@ fn write_png(
         enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Fast);
-        enc.set_filter(png::FilterType::Up);
+        enc.set_filter(png::Filter::Up);
         if let Some(p) = palette {
             enc.set_palette(p);
         }
@@ -432,11 +432,11 @@ mod tests {
     use super::*;
 
     fn decode_png(bytes: &[u8]) -> (png::OutputInfo, Vec<u8>, png::Info<'static>) {
-        let mut dec = png::Decoder::new(bytes);
+        let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
         // Raw samples: no palette expansion, so indexed tiles decode to their indices.
         dec.set_transformations(png::Transformations::IDENTITY);
         let mut reader = dec.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
         let info = reader.next_frame(&mut buf).unwrap();
         buf.truncate(info.buffer_size());
         let header = reader.info().clone();
@@ -525,10 +525,10 @@ mod tests {
         assert_eq!(pixels, vec![7, 10, 20, 255]);
         assert_eq!(header.trns.as_deref().unwrap(), &[7]);
         // Expanded by a decoder, grey 7 is the only transparent pixel.
-        let mut dec = png::Decoder::new(&bytes[..]);
+        let mut dec = png::Decoder::new(std::io::Cursor::new(&bytes[..]));
         dec.set_transformations(png::Transformations::EXPAND);
         let mut reader = dec.read_info().unwrap();
-        let mut ga = vec![0; reader.output_buffer_size()];
+        let mut ga = vec![0; reader.output_buffer_size().unwrap()];
         reader.next_frame(&mut ga).unwrap();
         assert_eq!(ga, vec![7, 0, 10, 255, 20, 255, 255, 255]);
     }
