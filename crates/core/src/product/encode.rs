@@ -267,8 +267,14 @@ pub fn encode_png_indexed(
     let last_translucent = entries.iter().rposition(|c| c[3] != 255);
     let trns: Option<Vec<u8>> =
         last_translucent.map(|i| entries.iter().take(i + 1).map(|c| c[3]).collect());
-    // Decoders reject an index past the palette, so refuse to write one.
-    if let Some(&bad) = indices.iter().find(|&&i| usize::from(i) >= entries.len()) {
+    // Decoders reject an index past the palette, so refuse to write one. (`max` vectorises; a
+    // search for the first bad index took a third of the tile's encode time.)
+    if let Some(bad) = indices
+        .iter()
+        .copied()
+        .max()
+        .filter(|&m| usize::from(m) >= entries.len())
+    {
         return Err(CoreError::invalid(
             "palette index",
             format!("{bad} is past a palette of {}", entries.len()),
