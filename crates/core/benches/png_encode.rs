@@ -153,8 +153,13 @@ fn parts(t: &Tile) -> Parts<'_> {
     }
 }
 
-/// Today's encoder before this change: png 0.17, `Compression::Fast`, Up on every row.
+/// Kiln's encoder before png 0.18: png 0.17, `Compression::Fast`, Up on every row, and for
+/// indexed tiles the palette check it had (a search for the first index past the palette).
 fn old(t: &Tile) -> Vec<u8> {
+    if let Input::Indexed { indices, palette } = &t.input {
+        let n = palette.len();
+        assert!(std::hint::black_box(indices.iter().find(|&&i| usize::from(i) >= n)).is_none());
+    }
     let p = parts(t);
     let color = match p.color {
         png::ColorType::Grayscale => png_017::ColorType::Grayscale,
