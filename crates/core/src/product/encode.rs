@@ -187,14 +187,19 @@ fn png_error(e: png::EncodingError) -> CoreError {
 /// Runs the PNG encoder at its fastest deflate (fdeflate: a fixed Huffman code tuned for
 /// filtered image bytes, plus runs of zeros): zlib levels 1-6 (libdeflate, zlib-rs, miniz_oxide)
 /// were 2.5-10x slower on Kiln's tiles for at most 15% fewer bytes, and encode time is on every
-/// uncached request. `filter` is the same for every row; see `benches/png_encode.rs`.
+/// uncached request.
+///
+/// Every row uses Up, the fastest filter on every kind of tile in `benches/png_encode.rs`
+/// (no filter, Sub and Avg came out larger and slower). Paeth is the size option: 2-4% smaller
+/// on imagery, 15% on colormapped DEM tiles and 23-27% on terrarium and normal tiles, for
+/// 6-15% more encode time (its filter is most of the work fdeflate leaves); the crate's
+/// adaptive choice was barely smaller than Paeth and slower still.
 fn write_png(
     width: usize,
     height: usize,
     color: png::ColorType,
     palette: Option<Cow<'_, [u8]>>,
     trns: Option<Cow<'_, [u8]>>,
-    filter: png::Filter,
     data: &[u8],
 ) -> Result<Vec<u8>, CoreError> {
     let (w, h) = png_dims(width, height)?;
@@ -204,7 +209,7 @@ fn write_png(
         enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_deflate_compression(png::DeflateCompression::FdeflateUltraFast);
-        enc.set_filter(filter);
+        enc.set_filter(png::Filter::Up);
         if let Some(p) = palette {
             enc.set_palette(p);
         }
@@ -218,12 +223,7 @@ fn write_png(
     Ok(out)
 }
 
-/// PNG in the image's own layout, Up on every row.
-///
-/// On Kiln's RGB(A) tiles Up is the fastest filter at the smallest size but Paeth's: Paeth is
-/// 2-4% smaller on imagery and 23-27% smaller on terrarium and normal tiles, but costs 10-20%
-/// more encode time (its filter is most of the work fdeflate leaves); Sub, Avg and the crate's
-/// adaptive choice were larger or slower, no filter 2-8x larger.
+/// PNG in the image's own layout.
 pub fn encode_png(image: &Image8) -> Result<Vec<u8>, CoreError> {
     write_png(
         image.width,
@@ -231,7 +231,6 @@ pub fn encode_png(image: &Image8) -> Result<Vec<u8>, CoreError> {
         image.layout.png_color(),
         None,
         None,
-        png::Filter::Up,
         &image.data,
     )
 }
@@ -253,17 +252,12 @@ pub fn encode_png_gray_trns(
         png::ColorType::Grayscale,
         None,
         Some(Cow::Borrowed(&trns[..])),
-        png::Filter::Up,
         gray,
     )
 }
 
 /// Indexed PNG: `indices` (one byte per pixel) into `palette`; the palette's alpha values go
 /// to a tRNS chunk, trimmed after the last entry that is not opaque.
-///
-/// Rows use Paeth: Kiln's palettes are colour ramps indexed by stretched value, so indices are
-/// smooth like grey values, and Paeth made colormapped DEM tiles 15% smaller than Up; with the
-/// index check below this function is still faster than it was with Up and the old check.
 pub fn encode_png_indexed(
     width: usize,
     height: usize,
@@ -295,7 +289,6 @@ pub fn encode_png_indexed(
         png::ColorType::Indexed,
         Some(Cow::Owned(plte)),
         trns.map(Cow::Owned),
-        png::Filter::Paeth,
         indices,
     )
 }
