@@ -268,7 +268,7 @@ fn tile_writes_every_format() {
         let mut r = png::Decoder::new(std::io::Cursor::new(std::fs::read(p).unwrap()))
             .read_info()
             .unwrap();
-        let mut buf = vec![0; r.output_buffer_size()];
+        let mut buf = vec![0; r.output_buffer_size().unwrap()];
         let info = r.next_frame(&mut buf).unwrap();
         (info.color_type, buf)
     };
@@ -341,7 +341,7 @@ fn tile_writes_every_format() {
     let mut dec = png::Decoder::new(std::io::Cursor::new(std::fs::read(&classes).unwrap()));
     dec.set_transformations(png::Transformations::EXPAND);
     let mut r = dec.read_info().unwrap();
-    let mut buf = vec![0; r.output_buffer_size()];
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
     r.next_frame(&mut buf).unwrap();
     let mut counts = std::collections::BTreeMap::new();
     for px in buf.chunks(4) {

@@ -40,7 +40,7 @@ pub struct Png {
 pub fn decode_png(bytes: &[u8]) -> Png {
     let dec = png::Decoder::new(std::io::Cursor::new(bytes));
     let mut reader = dec.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let frame = reader.next_frame(&mut buf).unwrap();
     assert_eq!(frame.bit_depth, png::BitDepth::Eight);
     buf.truncate(frame.buffer_size());
@@ -64,7 +64,7 @@ pub fn png_rgba(bytes: &[u8]) -> (usize, usize, Vec<[u8; 4]>) {
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
     dec.set_transformations(png::Transformations::EXPAND);
     let mut reader = dec.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let frame = reader.next_frame(&mut buf).unwrap();
     let px: Vec<[u8; 4]> = match frame.color_type {
         png::ColorType::Rgba => buf.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect(),

@@ -184,13 +184,16 @@ fn png_error(e: png::EncodingError) -> CoreError {
     CoreError::invalid("PNG encoding", e.to_string())
 }
 
-/// Runs the PNG encoder at the fast deflate level: the default level is ~10x slower for tiles
-/// that come out only modestly smaller, and encode time is on every uncached request.
+/// Runs the PNG encoder at its fastest deflate (fdeflate: a fixed Huffman code tuned for
+/// filtered image bytes, plus runs of zeros): zlib levels 1-6 (libdeflate, zlib-rs, miniz_oxide)
+/// were 2.5-10x slower on Kiln's tiles for at most 15% fewer bytes, and encode time is on every
+/// uncached request.
 ///
-/// Every row uses the Up filter. On the engine's benchmark tiles (ETOPO5 terrain, indexed;
-/// shaded-relief RGB) it gave 14.1 KB / 73 KB per tile against 21 KB / 98 KB with the crate's
-/// default Sub, at about the same encode time (less data reaches deflate); Paeth and adaptive
-/// were ~10% smaller still but slower, no filter was 3x larger.
+/// Every row uses Up, the fastest filter on every kind of tile in `benches/png_encode.rs`
+/// (no filter, Sub and Avg came out larger and slower). Paeth is the size option: 2-4% smaller
+/// on imagery, 15% on colormapped DEM tiles and 23-27% on terrarium and normal tiles, for
+/// 6-15% more encode time (its filter is most of the work fdeflate leaves); the crate's
+/// adaptive choice was barely smaller than Paeth and slower still.
 fn write_png(
     width: usize,
     height: usize,
@@ -205,8 +208,8 @@ fn write_png(
         let mut enc = png::Encoder::new(&mut out, w, h);
         enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Fast);
-        enc.set_filter(png::FilterType::Up);
+        enc.set_deflate_compression(png::DeflateCompression::FdeflateUltraFast);
+        enc.set_filter(png::Filter::Up);
         if let Some(p) = palette {
             enc.set_palette(p);
         }
@@ -267,8 +270,14 @@ pub fn encode_png_indexed(
     let last_translucent = entries.iter().rposition(|c| c[3] != 255);
     let trns: Option<Vec<u8>> =
         last_translucent.map(|i| entries.iter().take(i + 1).map(|c| c[3]).collect());
-    // Decoders reject an index past the palette, so refuse to write one.
-    if let Some(&bad) = indices.iter().find(|&&i| usize::from(i) >= entries.len()) {
+    // Decoders reject an index past the palette, so refuse to write one. (`max` vectorises; a
+    // search for the first bad index took a third of the tile's encode time.)
+    if let Some(bad) = indices
+        .iter()
+        .copied()
+        .max()
+        .filter(|&m| usize::from(m) >= entries.len())
+    {
         return Err(CoreError::invalid(
             "palette index",
             format!("{bad} is past a palette of {}", entries.len()),
@@ -432,11 +441,11 @@ mod tests {
     use super::*;
 
     fn decode_png(bytes: &[u8]) -> (png::OutputInfo, Vec<u8>, png::Info<'static>) {
-        let mut dec = png::Decoder::new(bytes);
+        let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
         // Raw samples: no palette expansion, so indexed tiles decode to their indices.
         dec.set_transformations(png::Transformations::IDENTITY);
         let mut reader = dec.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
         let info = reader.next_frame(&mut buf).unwrap();
         buf.truncate(info.buffer_size());
         let header = reader.info().clone();
@@ -525,10 +534,10 @@ mod tests {
         assert_eq!(pixels, vec![7, 10, 20, 255]);
         assert_eq!(header.trns.as_deref().unwrap(), &[7]);
         // Expanded by a decoder, grey 7 is the only transparent pixel.
-        let mut dec = png::Decoder::new(&bytes[..]);
+        let mut dec = png::Decoder::new(std::io::Cursor::new(&bytes[..]));
         dec.set_transformations(png::Transformations::EXPAND);
         let mut reader = dec.read_info().unwrap();
-        let mut ga = vec![0; reader.output_buffer_size()];
+        let mut ga = vec![0; reader.output_buffer_size().unwrap()];
         reader.next_frame(&mut ga).unwrap();
         assert_eq!(ga, vec![7, 0, 10, 255, 20, 255, 255, 255]);
     }
@@ -588,6 +597,162 @@ mod tests {
             }
         }
         assert!(max_err <= 16, "max WebP error {max_err}");
+    }
+
+    /// Colour type, raw samples, PLTE and tRNS as a decoder reads them.
+    type Decoded = (png::ColorType, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+    fn decode_all(bytes: &[u8]) -> Decoded {
+        let (info, pixels, header) = decode_png(bytes);
+        let plte = header.palette.as_deref().map(<[u8]>::to_vec);
+        let trns = header.trns.as_deref().map(<[u8]>::to_vec);
+        (info.color_type, pixels, plte, trns)
+    }
+
+    /// The encoder before png 0.18: png 0.17, fast deflate, Up on every row.
+    fn encode_png_017(
+        (w, h): (usize, usize),
+        color: png_017::ColorType,
+        plte: Option<Vec<u8>>,
+        trns: Option<Vec<u8>>,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png_017::Encoder::new(&mut out, w as u32, h as u32);
+        enc.set_color(color);
+        enc.set_depth(png_017::BitDepth::Eight);
+        enc.set_compression(png_017::Compression::Fast);
+        enc.set_filter(png_017::FilterType::Up);
+        if let Some(p) = plte {
+            enc.set_palette(p);
+        }
+        if let Some(t) = trns {
+            enc.set_trns(t);
+        }
+        let mut writer = enc.write_header().unwrap();
+        writer.write_image_data(data).unwrap();
+        writer.finish().unwrap();
+        out
+    }
+
+    /// Test images: `(w, h)` RGBA pixels that are smooth, noisy or of five colours, each opaque,
+    /// with a transparent collar, or with random alpha.
+    fn test_images() -> Vec<((usize, usize), String, Vec<u8>)> {
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        };
+        let five = [
+            [0, 0, 0],
+            [255, 0, 0],
+            [12, 200, 40],
+            [255, 255, 255],
+            [60, 60, 250],
+        ];
+        let mut out = Vec::new();
+        for (w, h) in [(1, 1), (2, 3), (17, 9), (64, 33), (256, 256)] {
+            for content in ["smooth", "noise", "five"] {
+                for alpha in ["opaque", "collar", "random"] {
+                    let mut px = Vec::with_capacity(w * h * 4);
+                    for y in 0..h {
+                        for x in 0..w {
+                            let r = next();
+                            let rgb = match content {
+                                "smooth" => [
+                                    (x * 255 / w) as u8,
+                                    (y * 255 / h) as u8,
+                                    ((x + y) / 2 % 256) as u8,
+                                ],
+                                "noise" => [r[0], r[1], r[2]],
+                                _ => five[(x / 7 + y / 5) % 5],
+                            };
+                            let a = match alpha {
+                                "opaque" => 255,
+                                "collar" if x < w / 4 || y < h / 4 => 0,
+                                "collar" => 255,
+                                _ => r[3],
+                            };
+                            px.extend_from_slice(&[rgb[0], rgb[1], rgb[2], a]);
+                        }
+                    }
+                    out.push(((w, h), format!("{w}x{h} {content} {alpha}"), px));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every encoder decodes to what the encoder before png 0.18 wrote: same colour type,
+    /// samples, palette and transparency, for every layout, palettes of few and many entries,
+    /// opaque and transparent pixels.
+    #[test]
+    fn png_decodes_as_before() {
+        use png_017::ColorType as Old;
+        for ((w, h), name, rgba) in test_images() {
+            for (layout, old_color) in [
+                (PixelLayout::Gray, Old::Grayscale),
+                (PixelLayout::GrayAlpha, Old::GrayscaleAlpha),
+                (PixelLayout::Rgb, Old::Rgb),
+                (PixelLayout::Rgba, Old::Rgba),
+            ] {
+                let data: Vec<u8> = rgba
+                    .chunks_exact(4)
+                    .flat_map(|p| match layout {
+                        PixelLayout::Gray => vec![p[0]],
+                        PixelLayout::GrayAlpha => vec![p[0], p[3]],
+                        PixelLayout::Rgb => vec![p[0], p[1], p[2]],
+                        PixelLayout::Rgba => p.to_vec(),
+                    })
+                    .collect();
+                let new = encode_png(&Image8::new(w, h, layout, data.clone()).unwrap()).unwrap();
+                let old = encode_png_017((w, h), old_color, None, None, &data);
+                let decoded = decode_all(&new);
+                assert_eq!(decoded, decode_all(&old), "{name} {layout:?}");
+                assert_eq!(decoded.1, data, "{name} {layout:?}");
+            }
+
+            // Single band: grey with 0 transparent, and indices into palettes of 256 entries
+            // (a ramp, index 0 transparent) and of 5 (no transparency).
+            let grey: Vec<u8> = rgba.chunks_exact(4).map(|p| p[1]).collect();
+            let new = encode_png_gray_trns(w, h, &grey, 0).unwrap();
+            let old = encode_png_017((w, h), Old::Grayscale, None, Some(vec![0, 0]), &grey);
+            assert_eq!(decode_all(&new), decode_all(&old), "{name} grey");
+
+            let ramp: Vec<[u8; 4]> = (0..=255u8)
+                .map(|i| [i, 255 - i, i / 2, if i == 0 { 0 } else { 255 }])
+                .collect();
+            let few: Vec<[u8; 4]> = five_entries();
+            for (palette, indices) in [
+                (ramp, grey.clone()),
+                (few, grey.iter().map(|g| g % 5).collect::<Vec<u8>>()),
+            ] {
+                let plte: Vec<u8> = palette.iter().flat_map(|c| [c[0], c[1], c[2]]).collect();
+                let trns = palette
+                    .iter()
+                    .rposition(|c| c[3] != 255)
+                    .map(|i| palette[..=i].iter().map(|c| c[3]).collect());
+                let n = palette.len();
+                let palette = Palette::new(palette).unwrap();
+                let new = encode_png_indexed(w, h, &indices, &palette).unwrap();
+                let old = encode_png_017((w, h), Old::Indexed, Some(plte), trns, &indices);
+                let decoded = decode_all(&new);
+                assert_eq!(decoded, decode_all(&old), "{name} indexed, {n} entries");
+                assert_eq!(decoded.1, indices, "{name} indexed, {n} entries");
+            }
+        }
+    }
+
+    fn five_entries() -> Vec<[u8; 4]> {
+        vec![
+            [0, 0, 0, 255],
+            [255, 0, 0, 255],
+            [12, 200, 40, 255],
+            [255, 255, 255, 255],
+            [60, 60, 250, 255],
+        ]
     }
 
     #[test]

@@ -101,10 +101,10 @@ mod tests {
     use crate::dtype::Samples;
 
     fn decode_png_raw(bytes: &[u8]) -> (png::ColorType, Vec<u8>, Option<Vec<u8>>) {
-        let mut dec = png::Decoder::new(bytes);
+        let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
         dec.set_transformations(png::Transformations::IDENTITY);
         let mut reader = dec.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
         let info = reader.next_frame(&mut buf).unwrap();
         buf.truncate(info.buffer_size());
         let trns = reader.info().trns.as_ref().map(|t| t.to_vec());
@@ -137,10 +137,10 @@ mod tests {
         assert_eq!(trns.unwrap(), vec![0]);
 
         // Expanded, the pixels are the colormap entries.
-        let mut dec = png::Decoder::new(&png[..]);
+        let mut dec = png::Decoder::new(std::io::Cursor::new(&png[..]));
         dec.set_transformations(png::Transformations::EXPAND);
         let mut reader = dec.read_info().unwrap();
-        let mut rgba = vec![0; reader.output_buffer_size()];
+        let mut rgba = vec![0; reader.output_buffer_size().unwrap()];
         reader.next_frame(&mut rgba).unwrap();
         assert_eq!(&rgba[0..4], &cmap.table()[0]);
         assert_eq!(&rgba[4..8], &cmap.table()[51]);
