@@ -480,9 +480,12 @@ impl OverviewReducer {
             with_samples!(rows.samples(), v => {
                 for b in 0..self.bands {
                     let at = b * plane + r * self.src_w;
-                    for s in &v[at..at + self.src_w] {
-                        let x = s.to_f64();
-                        values.push(if integer { x } else { f64::from(x as f32) });
+                    let src = &v[at..at + self.src_w];
+                    // `extend` over a slice iterator, not `push` per sample: it vectorises.
+                    if integer {
+                        values.extend(src.iter().map(|s| s.to_f64()));
+                    } else {
+                        values.extend(src.iter().map(|s| f64::from(s.to_f64() as f32)));
                     }
                 }
             });
