@@ -32,8 +32,9 @@ use crate::{Engine, EngineError, OpenSource};
 /// Bins of the second pass for 32-bit and floating-point data.
 pub const FINE_BINS: usize = 1 << 16;
 
-/// Decoded bytes a batch aims at (one window is always allowed, however large).
-const BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Decoded bytes a batch aims at (one window is always allowed, however large). While one
+/// batch is decoded the previous one is still being folded, so two are held.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// What to compute statistics over.
 #[derive(Debug, Clone, Default)]
