@@ -151,6 +151,26 @@ pub trait Sample: Copy + Default + PartialEq + Send + Sync + 'static {
     fn from_f64(v: f64) -> Self;
 }
 
+/// `v.round()` (half away from zero) without the libm call a default x86-64 build makes for
+/// it: below 2^52 the integer part is exact in an `i64` and the fraction is exact too; at or
+/// above it (and for NaN and infinities) `v` is returned as it is, already integral.
+#[inline]
+fn round_half_away(v: f64) -> f64 {
+    if v.abs() < 4_503_599_627_370_496.0 {
+        let t = v as i64 as f64;
+        let f = v - t;
+        if f >= 0.5 {
+            t + 1.0
+        } else if f <= -0.5 {
+            t - 1.0
+        } else {
+            t
+        }
+    } else {
+        v
+    }
+}
+
 macro_rules! impl_sample {
     ($t:ty, $dt:ident, int) => {
         impl Sample for $t {
@@ -162,7 +182,7 @@ macro_rules! impl_sample {
             #[inline]
             fn from_f64(v: f64) -> Self {
                 // `as` saturates and maps NaN to 0, which is what we want for integers.
-                v.round() as $t
+                round_half_away(v) as $t
             }
         }
     };
@@ -288,6 +308,43 @@ impl Samples {
 mod tests {
     use super::*;
     use DataType::*;
+
+    #[test]
+    fn round_half_away_is_f64_round() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.499_999_999_999_999_94,
+            -0.499_999_999_999_999_94,
+            4_503_599_627_370_495.5,
+            -4_503_599_627_370_495.5,
+            4_503_599_627_370_496.0,
+            9.0e18,
+            -9.0e18,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        for k in -4000..4000 {
+            let x = f64::from(k) * 0.125;
+            values.extend([x, x + 1e-9, x - 1e-9, x * 1234.567]);
+        }
+        for v in values {
+            // -0.0 and 0.0 compare equal: the sign of a zero is lost in the integer cast.
+            assert_eq!(round_half_away(v), v.round(), "{v}");
+            assert_eq!(i16::from_f64(v), v.round() as i16, "{v}");
+            assert_eq!(u8::from_f64(v), v.round() as u8, "{v}");
+        }
+        assert_eq!(i32::from_f64(f64::NAN), 0);
+    }
 
     #[test]
     fn promotion_takes_the_smallest_exact_type() {

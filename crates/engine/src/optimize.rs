@@ -595,18 +595,23 @@ impl State {
     fn rows_ready(&mut self, rows: &Raster) {
         // Level 0's blocks are encoded while the overview cascade reduces the same rows.
         let (sink, pyramid) = (&mut self.sink, &mut self.pyramid);
-        let (level0, overviews) = rayon::join(|| sink.push_level(0, rows), || pyramid.push(rows));
+        let (level0, overviews) = rayon::join(
+            || sink.push_level(0, rows),
+            || reduce_in_chunks(pyramid, rows),
+        );
         if let Err(e) = level0 {
             self.error = Some(e);
             return;
         }
         match overviews {
-            Ok(levels) => {
-                for (k, out) in levels.iter().enumerate() {
-                    if out.height() > 0 {
-                        if let Err(e) = self.sink.push_level(k + 1, out) {
-                            self.error = Some(e);
-                            return;
+            Ok(chunks) => {
+                for levels in &chunks {
+                    for (k, out) in levels.iter().enumerate() {
+                        if out.height() > 0 {
+                            if let Err(e) = self.sink.push_level(k + 1, out) {
+                                self.error = Some(e);
+                                return;
+                            }
                         }
                     }
                 }
@@ -645,6 +650,32 @@ impl State {
         }
         self.sink.writer.finish().map_err(Failure::Write)
     }
+}
+
+/// Rows handed to the overview cascade at once: its working rows are `f64`, so a whole
+/// 512-row block row of a wide RGB image made a 33 MB transient (10800 px shaded relief).
+const PYRAMID_CHUNK_ROWS: usize = 64;
+
+/// Feeds `rows` to the cascade `PYRAMID_CHUNK_ROWS` at a time; the overview rows of each chunk,
+/// per level, in order. The reducers stream, so the rows made do not depend on the chunking.
+fn reduce_in_chunks(
+    pyramid: &mut OverviewPyramid,
+    rows: &Raster,
+) -> Result<Vec<Vec<Raster>>, kiln_core::CoreError> {
+    if rows.height() <= PYRAMID_CHUNK_ROWS {
+        return Ok(vec![pyramid.push(rows)?]);
+    }
+    let mut out = Vec::with_capacity(rows.height().div_ceil(PYRAMID_CHUNK_ROWS));
+    for row0 in (0..rows.height()).step_by(PYRAMID_CHUNK_ROWS) {
+        let chunk = rows.crop(PixelWindow {
+            col_off: 0,
+            row_off: row0,
+            width: rows.width(),
+            height: PYRAMID_CHUNK_ROWS.min(rows.height() - row0),
+        })?;
+        out.push(pyramid.push(&chunk)?);
+    }
+    Ok(out)
 }
 
 /// Half the Web Mercator square, in metres.

@@ -1,5 +1,6 @@
 //! The bounded CPU pool: decode, warp and encode run here, never on async runtime threads.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::EngineError;
@@ -35,14 +36,30 @@ impl CpuPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        self.start(f).await
+    }
+
+    /// Hands `f` to the pool now (not when the future is first polled) and returns a future
+    /// of its result, so the caller can start the next stage of a pipeline before awaiting
+    /// this one.
+    pub fn start<T, F>(
+        &self,
+        f: F,
+    ) -> impl Future<Output = Result<T, EngineError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.pool.spawn(move || {
             // The receiver may be gone (request cancelled); nothing to do then.
             let _ = tx.send(f());
         });
-        rx.await.map_err(|_| EngineError::Internal {
-            reason: "CPU task panicked or was dropped".into(),
-        })
+        async move {
+            rx.await.map_err(|_| EngineError::Internal {
+                reason: "CPU task panicked or was dropped".into(),
+            })
+        }
     }
 
     /// Runs `f` inside the pool synchronously (for callers already off the async runtime).

@@ -32,8 +32,9 @@ use crate::{Engine, EngineError, OpenSource};
 /// Bins of the second pass for 32-bit and floating-point data.
 pub const FINE_BINS: usize = 1 << 16;
 
-/// Decoded bytes a batch aims at (one window is always allowed, however large).
-const BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Decoded bytes a batch aims at (one window is always allowed, however large). While one
+/// batch is decoded the previous one is still being folded, so two are held.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// What to compute statistics over.
 #[derive(Debug, Clone, Default)]
@@ -196,6 +197,9 @@ where
     }
     let mut acc = Some(acc);
     let mut peak = 0u64;
+    // The fold of the previous batch, running on the pool, and the bytes it holds.
+    let mut folding = None;
+    let mut folding_bytes = 0usize;
     let mut i = 0;
     while i < windows.len() {
         let mut batch = Vec::new();
@@ -227,37 +231,53 @@ where
             present.push(range.is_some());
         }
         let fetched: Vec<Bytes> = src.byte_source().read_ranges(&ranges).await?;
-        let (header2, uri2, mut a) = (header.clone(), uri.clone(), acc.take());
-        let (a, held) = engine
+        let (header2, uri2) = (header.clone(), uri.clone());
+        let (wins, rasters, held) = engine
             .pool()
-            .run(move || -> Result<(Option<A>, usize), EngineError> {
-                use rayon::prelude::*;
-                let mut it = fetched.into_iter();
-                let jobs: Vec<(BlockId, Option<Bytes>)> = ids
-                    .into_iter()
-                    .zip(present)
-                    .map(|(id, p)| (id, if p { it.next() } else { None }))
-                    .collect();
-                let blocks = jobs
-                    .into_par_iter()
-                    .map(|(id, b)| decode(&header2, &uri2, id, b.as_deref()).map(|k| (id, k)))
-                    .collect::<Result<HashMap<_, _>, _>>()?;
-                let block_bytes: usize = blocks.values().map(|b| b.samples.size_bytes()).sum();
-                let rasters = batch
-                    .par_iter()
-                    .map(|p| assemble(&header2, p, &blocks, &level_tf))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let held = block_bytes + rasters.iter().map(Raster::size_bytes).sum::<usize>();
-                drop(blocks);
-                if let Some(a) = a.as_mut() {
+            .run(
+                move || -> Result<(Vec<PixelWindow>, Vec<Raster>, usize), EngineError> {
+                    use rayon::prelude::*;
+                    let mut it = fetched.into_iter();
+                    let jobs: Vec<(BlockId, Option<Bytes>)> = ids
+                        .into_iter()
+                        .zip(present)
+                        .map(|(id, p)| (id, if p { it.next() } else { None }))
+                        .collect();
+                    let blocks = jobs
+                        .into_par_iter()
+                        .map(|(id, b)| decode(&header2, &uri2, id, b.as_deref()).map(|k| (id, k)))
+                        .collect::<Result<HashMap<_, _>, _>>()?;
+                    let block_bytes: usize = blocks.values().map(|b| b.samples.size_bytes()).sum();
+                    let rasters = batch
+                        .par_iter()
+                        .map(|p| assemble(&header2, p, &blocks, &level_tf))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let held = block_bytes + rasters.iter().map(Raster::size_bytes).sum::<usize>();
+                    drop(blocks);
                     let wins: Vec<PixelWindow> = batch.iter().map(|p| p.window).collect();
-                    fold(a, &wins, &rasters);
-                }
-                Ok((a, held))
-            })
+                    Ok((wins, rasters, held))
+                },
+            )
             .await??;
-        acc = a;
-        peak = peak.max(held as u64);
+        // The previous batch's fold ran while this batch was read and decoded; folds still
+        // run one at a time and in block order.
+        if let Some(f) = folding.take() {
+            acc = f.await?;
+        }
+        // Decoding held this batch's blocks and windows while the previous windows were
+        // still being folded.
+        peak = peak.max((held + folding_bytes) as u64);
+        folding_bytes = rasters.iter().map(Raster::size_bytes).sum();
+        let mut a = acc.take();
+        folding = Some(engine.pool().start(move || {
+            if let Some(a) = a.as_mut() {
+                fold(a, &wins, &rasters);
+            }
+            a
+        }));
+    }
+    if let Some(f) = folding.take() {
+        acc = f.await?;
     }
     acc.map(|a| (a, peak)).ok_or_else(|| EngineError::Internal {
         reason: "statistics accumulator lost".into(),
