@@ -112,7 +112,7 @@ impl<'t> PixelMapper<'t> {
     /// Source pixel coordinates of the centres of destination row `row` (pixels `0..xs.len()`),
     /// written to `xs`/`ys`; NaN where the point cannot be transformed.
     pub(crate) fn map_row(&self, row: usize, xs: &mut [f64], ys: &mut [f64]) {
-        self.map_row_linear(row, xs, ys, &mut Vec::new());
+        self.map_rows_into(row, xs, ys, None);
     }
 
     /// [`Self::map_row`], also listing in `linear` the ranges of pixels `[start, end)` whose
@@ -126,6 +126,18 @@ impl<'t> PixelMapper<'t> {
         linear: &mut Vec<(usize, usize)>,
     ) {
         linear.clear();
+        self.map_rows_into(row, xs, ys, Some(linear));
+    }
+
+    /// [`Self::map_row`], listing the linear ranges when `linear` is given (callers that do
+    /// not want them allocate nothing).
+    fn map_rows_into(
+        &self,
+        row: usize,
+        xs: &mut [f64],
+        ys: &mut [f64],
+        linear: Option<&mut Vec<(usize, usize)>>,
+    ) {
         let py = row as f64 + 0.5;
         for (i, (x, y)) in xs.iter_mut().zip(ys.iter_mut()).enumerate() {
             let px = i as f64 + 0.5;
@@ -277,7 +289,7 @@ impl<'t> PixelMapper<'t> {
     }
 
     /// GDAL's approximate transform of one row (all points share y, x increasing).
-    fn approx(&self, xs: &mut [f64], ys: &mut [f64], linear: &mut Vec<(usize, usize)>) {
+    fn approx(&self, xs: &mut [f64], ys: &mut [f64], linear: Option<&mut Vec<(usize, usize)>>) {
         let n = xs.len();
         if n <= 5 {
             self.map_exact(xs, ys);
@@ -302,9 +314,9 @@ impl<'t> PixelMapper<'t> {
         ys: &mut [f64],
         sme_x: [f64; 3],
         sme_y: [f64; 3],
-        at: (usize, &mut Vec<(usize, usize)>),
+        at: (usize, Option<&mut Vec<(usize, usize)>>),
     ) {
-        let (base, linear) = at;
+        let (base, mut linear) = at;
         let n = xs.len();
         let mid = (n - 1) / 2;
         let last = n - 1;
@@ -321,7 +333,9 @@ impl<'t> PixelMapper<'t> {
                 *x = sme_x[0] + slope_x * d;
                 *y = sme_y[0] + slope_y * d;
             }
-            linear.push((base, base + n));
+            if let Some(linear) = linear {
+                linear.push((base, base + n));
+            }
             return;
         }
         // Split into [0, mid) and [mid, n): the parent's middle starts the right half.
@@ -365,7 +379,7 @@ impl<'t> PixelMapper<'t> {
                 ly,
                 [sme_x[0], px[0], px[1]],
                 [sme_y[0], py[0], py[1]],
-                (base, &mut *linear),
+                (base, linear.as_deref_mut()),
             );
         }
         if right_exact {
