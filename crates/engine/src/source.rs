@@ -308,23 +308,11 @@ impl Engine {
         grid: &GridSpec,
         resampling: Resampling,
     ) -> Result<Option<(usize, PixelWindow)>, EngineError> {
-        let key = PlanKey {
-            epsg: src.crs.epsg,
-            proj4: src.crs.proj4.clone(),
-            transform: transform_bits(&src.transform),
-            levels: src
-                .header
-                .images
-                .iter()
-                .map(|i| (i.width, i.height))
-                .collect(),
-            dst_transform: transform_bits(&grid.transform),
-            dst_size: (grid.width, grid.height),
-            resampling,
-        };
         self.inner
             .plans
-            .try_get_with(key, || plan_window(src, grid, resampling))
+            .try_get_with(plan_key(src, grid, resampling), || {
+                plan_window(src, grid, resampling)
+            })
             .map_err(|e: Arc<EngineError>| (*e).clone())
     }
 
@@ -617,12 +605,17 @@ impl Engine {
                     .collect::<Result<Vec<_>, _>>()?
             }
         };
-        let planned = {
-            let (src2, grid2, engine) = (src.clone(), *grid, self.clone());
-            self.inner
-                .pool
-                .run(move || engine.plan_read(&src2, &grid2, resampling))
-                .await??
+        // A planned read (the common case: the other files of an RGB request, neighbouring
+        // requests) is a cache lookup, not worth a trip to the pool.
+        let planned = match self.inner.plans.get(&plan_key(src, grid, resampling)) {
+            Some(planned) => planned,
+            None => {
+                let (src2, grid2, engine) = (src.clone(), *grid, self.clone());
+                self.inner
+                    .pool
+                    .run(move || engine.plan_read(&src2, &grid2, resampling))
+                    .await??
+            }
         };
         let Some((level, window)) = planned else {
             return Ok(None);
@@ -753,6 +746,24 @@ impl Engine {
             have.insert(id, block);
         }
         Ok(have)
+    }
+}
+
+/// The plan cache's key: everything [`plan_window`] depends on.
+fn plan_key(src: &OpenSource, grid: &GridSpec, resampling: Resampling) -> PlanKey {
+    PlanKey {
+        epsg: src.crs.epsg,
+        proj4: src.crs.proj4.clone(),
+        transform: transform_bits(&src.transform),
+        levels: src
+            .header
+            .images
+            .iter()
+            .map(|i| (i.width, i.height))
+            .collect(),
+        dst_transform: transform_bits(&grid.transform),
+        dst_size: (grid.width, grid.height),
+        resampling,
     }
 }
 

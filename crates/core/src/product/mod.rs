@@ -71,14 +71,19 @@ pub fn rgb_image(
     let b = stretch_to_byte(raster, bands[2], ranges[2])?;
     let mask = raster.mask();
     let all_valid = mask.iter().all(|&m| m != 0);
-    let planes = r.iter().zip(&g).zip(&b).zip(mask);
+    // Interleaved into exact-size chunks: no per-pixel capacity checks.
     let (layout, data) = if all_valid {
-        let data: Vec<u8> = planes.flat_map(|(((&r, &g), &b), _)| [r, g, b]).collect();
+        let mut data = vec![0u8; r.len() * 3];
+        for (px, ((&r, &g), &b)) in data.chunks_exact_mut(3).zip(r.iter().zip(&g).zip(&b)) {
+            px.copy_from_slice(&[r, g, b]);
+        }
         (PixelLayout::Rgb, data)
     } else {
-        let data: Vec<u8> = planes
-            .flat_map(|(((&r, &g), &b), &m)| [r, g, b, if m == 0 { 0 } else { 255 }])
-            .collect();
+        let mut data = vec![0u8; r.len() * 4];
+        let planes = r.iter().zip(&g).zip(&b).zip(mask);
+        for (px, (((&r, &g), &b), &m)) in data.chunks_exact_mut(4).zip(planes) {
+            px.copy_from_slice(&[r, g, b, if m == 0 { 0 } else { 255 }]);
+        }
         (PixelLayout::Rgba, data)
     };
     Image8::new(raster.width(), raster.height(), layout, data)

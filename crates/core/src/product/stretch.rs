@@ -145,9 +145,10 @@ thread_local! {
 
 /// Maps 16-bit samples through a table of all 65,536 outputs (built once per thread and
 /// stretch), which gives the same bytes as [`LinearMap::apply`] without per-pixel float work.
-fn map_band16<T: Copy>(
+fn map_band16<T: Copy + PartialEq>(
     src: &[T],
     mask: &[u8],
+    width: usize,
     map: &LinearMap,
     signed: bool,
     bits: impl Fn(T) -> u16,
@@ -183,10 +184,12 @@ fn map_band16<T: Copy>(
         let Some((_, table)) = tables.first() else {
             return;
         };
-        for ((o, &s), &m) in out.iter_mut().zip(src).zip(mask) {
-            let v = table[usize::from(bits(s))];
-            *o = if m == 0 { 0 } else { v };
-        }
+        by_rows(src, mask, width, out, |src, mask, out| {
+            for ((o, &s), &m) in out.iter_mut().zip(src).zip(mask) {
+                let v = table[usize::from(bits(s))];
+                *o = if m == 0 { 0 } else { v };
+            }
+        });
     });
 }
 
@@ -209,6 +212,34 @@ fn map_band8<T: Copy>(
     }
 }
 
+/// Runs `map` over a band row by row, except that a row whose samples and mask equal the row
+/// above's gets a copy of the row above's output: overzoomed tiles repeat most rows, and a
+/// comparison costs far less than a lookup per pixel. A row with a NaN never equals another,
+/// so it is always mapped.
+fn by_rows<T: PartialEq>(
+    src: &[T],
+    mask: &[u8],
+    width: usize,
+    out: &mut [u8],
+    mut map: impl FnMut(&[T], &[u8], &mut [u8]),
+) {
+    if width == 0 || src.len() != out.len() || mask.len() != out.len() {
+        map(src, mask, out);
+        return;
+    }
+    for start in (0..out.len()).step_by(width) {
+        let end = (start + width).min(out.len());
+        if start >= width
+            && src[start..end] == src[start - width..end - width]
+            && mask[start..end] == mask[start - width..end - width]
+        {
+            out.copy_within(start - width..end - width, start);
+        } else {
+            map(&src[start..end], &mask[start..end], &mut out[start..end]);
+        }
+    }
+}
+
 fn stretch_band(raster: &Raster, band: usize, map: &LinearMap) -> Result<Vec<u8>, CoreError> {
     let mask = raster.mask();
     macro_rules! run {
@@ -217,28 +248,46 @@ fn stretch_band(raster: &Raster, band: usize, map: &LinearMap) -> Result<Vec<u8>
             let mut out = vec![0u8; n];
             // A raster's lengths agree (`Raster::new`); `get` keeps this panic-free anyway.
             let src = $v.get(start..start + n).unwrap_or(&[]);
+            by_rows(src, mask, raster.width(), &mut out, $f);
+            Ok(out)
+        }};
+    }
+    // The 16-bit tables are looked up once per band, and go row by row themselves.
+    macro_rules! whole {
+        ($v:expr, $f:expr) => {{
+            let (start, n) = band_range(raster, band)?;
+            let mut out = vec![0u8; n];
+            let src = $v.get(start..start + n).unwrap_or(&[]);
             $f(src, &mut out);
             Ok(out)
         }};
     }
     // The casts between same-width integers reinterpret bits, which the tables are keyed by.
     match raster.samples() {
-        Samples::U8(v) => run!(v, |s: &[u8], o: &mut [u8]| {
-            map_band8(s, mask, map, f64::from, |b| b, o);
+        Samples::U8(v) => run!(v, |s: &[u8], m: &[u8], o: &mut [u8]| {
+            map_band8(s, m, map, f64::from, |b| b, o);
         }),
-        Samples::I8(v) => run!(v, |s: &[i8], o: &mut [u8]| {
-            map_band8(s, mask, map, |b| f64::from(b as i8), |b| b as u8, o);
+        Samples::I8(v) => run!(v, |s: &[i8], m: &[u8], o: &mut [u8]| {
+            map_band8(s, m, map, |b| f64::from(b as i8), |b| b as u8, o);
         }),
-        Samples::U16(v) => run!(v, |s: &[u16], o: &mut [u8]| {
-            map_band16(s, mask, map, false, |b| b, o);
+        Samples::U16(v) => whole!(v, |s: &[u16], o: &mut [u8]| {
+            map_band16(s, mask, raster.width(), map, false, |b| b, o);
         }),
-        Samples::I16(v) => run!(v, |s: &[i16], o: &mut [u8]| {
-            map_band16(s, mask, map, true, |b| b as u16, o);
+        Samples::I16(v) => whole!(v, |s: &[i16], o: &mut [u8]| {
+            map_band16(s, mask, raster.width(), map, true, |b| b as u16, o);
         }),
-        Samples::U32(v) => run!(v, |s: &[u32], o: &mut [u8]| map_band(s, mask, map, o)),
-        Samples::I32(v) => run!(v, |s: &[i32], o: &mut [u8]| map_band(s, mask, map, o)),
-        Samples::F32(v) => run!(v, |s: &[f32], o: &mut [u8]| map_band(s, mask, map, o)),
-        Samples::F64(v) => run!(v, |s: &[f64], o: &mut [u8]| map_band(s, mask, map, o)),
+        Samples::U32(v) => run!(v, |s: &[u32], m: &[u8], o: &mut [u8]| map_band(
+            s, m, map, o
+        )),
+        Samples::I32(v) => run!(v, |s: &[i32], m: &[u8], o: &mut [u8]| map_band(
+            s, m, map, o
+        )),
+        Samples::F32(v) => run!(v, |s: &[f32], m: &[u8], o: &mut [u8]| map_band(
+            s, m, map, o
+        )),
+        Samples::F64(v) => run!(v, |s: &[f64], m: &[u8], o: &mut [u8]| map_band(
+            s, m, map, o
+        )),
     }
 }
 
@@ -265,7 +314,7 @@ pub fn stretch_to_byte(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dtype::Samples;
+    use crate::dtype::{DataType, Samples};
 
     fn raster_f32(values: Vec<f32>, mask: Vec<u8>) -> Raster {
         Raster::new(values.len(), 1, 1, Samples::F32(values), mask).unwrap()
@@ -360,6 +409,74 @@ mod tests {
         // (100 * 1.275 is 127.49999999999999 in f64).
         assert_eq!(stretch_to_byte(&r, 1, s).unwrap(), vec![127, 191]);
         assert!(stretch_to_byte(&r, 2, s).is_err());
+    }
+
+    /// Rows that repeat the row above (as overzoomed tiles' do) are copied, not mapped: the
+    /// output equals stretching each row on its own, including rows that repeat the samples
+    /// but not the mask, and float rows with NaN.
+    #[test]
+    fn repeated_rows_stretch_as_single_rows() {
+        let w = 9;
+        let rows: [(Vec<f64>, Vec<u8>); 7] = [
+            ((0..9).map(|i| f64::from(i * 700)).collect(), vec![255; 9]),
+            ((0..9).map(|i| f64::from(i * 700)).collect(), vec![255; 9]),
+            ((0..9).map(|i| f64::from(i * 700)).collect(), {
+                let mut m = vec![255; 9];
+                m[4] = 0;
+                m
+            }),
+            ((0..9).map(|i| f64::from(i * 700)).collect(), {
+                let mut m = vec![255; 9];
+                m[4] = 0;
+                m
+            }),
+            (
+                (0..9).map(|i| f64::from(6000 - i * 300)).collect(),
+                vec![255; 9],
+            ),
+            (
+                (0..9)
+                    .map(|i| if i == 3 { f64::NAN } else { f64::from(i) })
+                    .collect(),
+                vec![255; 9],
+            ),
+            (
+                (0..9)
+                    .map(|i| if i == 3 { f64::NAN } else { f64::from(i) })
+                    .collect(),
+                vec![255; 9],
+            ),
+        ];
+        let stretch = Stretch::new(100.0, 5000.0).unwrap();
+        for dtype in [
+            DataType::U16,
+            DataType::I16,
+            DataType::U8,
+            DataType::F32,
+            DataType::F64,
+        ] {
+            let make = |rows: &[(Vec<f64>, Vec<u8>)]| {
+                let values: Vec<f64> = rows.iter().flat_map(|r| r.0.clone()).collect();
+                let mask: Vec<u8> = rows.iter().flat_map(|r| r.1.clone()).collect();
+                let f = Raster::new(w, rows.len(), 1, Samples::F64(values), mask).unwrap();
+                f.convert(dtype)
+            };
+            let whole = stretch_to_byte(&make(&rows), 0, stretch).unwrap();
+            let single: Vec<u8> = rows
+                .iter()
+                .flat_map(|r| stretch_to_byte(&make(std::slice::from_ref(r)), 0, stretch).unwrap())
+                .collect();
+            assert_eq!(whole, single, "{dtype:?}");
+            let index = stretch_to_index(&make(&rows), 0, stretch).unwrap();
+            let single: Vec<u8> = rows
+                .iter()
+                .flat_map(|r| stretch_to_index(&make(std::slice::from_ref(r)), 0, stretch).unwrap())
+                .collect();
+            assert_eq!(index, single, "{dtype:?} index");
+            // The masked pixel of the third and fourth rows is 0, the rows above are not.
+            assert_eq!(whole[2 * w + 4], 0);
+            assert_ne!(whole[w + 4], 0, "{dtype:?}");
+        }
     }
 
     #[test]

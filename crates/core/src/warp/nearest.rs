@@ -50,6 +50,36 @@ pub struct NearestPicks {
     /// Source index (row-major in the source plane) per destination pixel, [`NO_DATA`] off
     /// the raster or where the point does not transform. Empty when there is nothing to warp.
     indices: Vec<usize>,
+    /// How each destination row is best copied (one per row of `indices`).
+    rows: Vec<RowKind>,
+}
+
+/// How a destination row's picks are laid out, decided once when the picks are made so that
+/// every raster they are applied to copies overzoomed rows cheaply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowKind {
+    /// The same picks as the row above: the output row is a copy of the row above.
+    Repeat,
+    /// Few runs of equal picks (overzoomed): one lookup per run, then a fill.
+    Runs,
+    /// Picks that change often: one lookup per pixel.
+    Pixels,
+}
+
+impl RowKind {
+    fn of(row: &[usize], above: Option<&[usize]>) -> Self {
+        if above == Some(row) {
+            return Self::Repeat;
+        }
+        let changes = row.windows(2).filter(|p| p[0] != p[1]).count();
+        // A run costs a lookup and a fill; a changing pick costs a branch per pixel too, so
+        // runs pay once they average several pixels.
+        if changes * 4 < row.len() {
+            Self::Runs
+        } else {
+            Self::Pixels
+        }
+    }
 }
 
 impl NearestPicks {
@@ -67,6 +97,7 @@ impl NearestPicks {
             src_height,
             dst: *dst,
             indices: Vec::new(),
+            rows: Vec::new(),
         };
         let dst_plane = super::checked_plane(dst, 1)?;
         if dst_plane == 0 || src_width == 0 || src_height == 0 {
@@ -93,12 +124,18 @@ impl NearestPicks {
         for (row, out) in picks.indices.chunks_exact_mut(dst.width).enumerate() {
             rows.pick(row, out);
         }
+        let mut above: Option<&[usize]> = None;
+        for row in picks.indices.chunks_exact(dst.width) {
+            picks.rows.push(RowKind::of(row, above));
+            above = Some(row);
+        }
         Ok(picks)
     }
 
     /// Memory held, in bytes (for cache weighing).
     pub fn heap_bytes(&self) -> usize {
         self.indices.capacity() * std::mem::size_of::<usize>()
+            + self.rows.capacity() * std::mem::size_of::<RowKind>()
     }
 
     /// `src` warped with these picks; `src` must be on the grid the picks were made for.
@@ -140,7 +177,7 @@ impl NearestPicks {
             ($($v:ident),*) => {
                 match (src.samples(), samples) {
                     $((Samples::$v(s), Samples::$v(d)) => {
-                        copy_rows(&self.indices, src_mask, all_valid, layout, s, d, mask)
+                        copy_rows(&self.indices, &self.rows, src_mask, all_valid, layout, s, d, mask)
                     })*
                     _ => Err(CoreError::invalid("raster", "output type differs from input")),
                 }
@@ -322,9 +359,12 @@ impl RowPicker<'_, '_> {
 }
 
 /// Copies every destination row for every band from the picks, where the picked source
-/// pixel is valid in `src_mask`.
+/// pixel is valid in `src_mask`. Rows that repeat the row above are copied from the output
+/// row above; rows of few runs look each run's value up once.
+#[allow(clippy::too_many_arguments)]
 fn copy_rows<T: Copy>(
     picks: &[usize],
+    kinds: &[RowKind],
     src_mask: &[u8],
     all_valid: bool,
     layout: Layout,
@@ -333,49 +373,75 @@ fn copy_rows<T: Copy>(
     mask: &mut [u8],
 ) -> Result<(), CoreError> {
     let w = layout.dst_width;
-    if layout.bands == 1 {
-        // One band (every file of Terracotta's /rgb): mask and value in one pass.
-        let src_band = src
-            .get(..layout.src_plane)
-            .ok_or_else(|| CoreError::invalid("raster", "band out of range"))?;
-        let picks = picks
-            .get(..layout.dst_plane)
-            .ok_or_else(|| CoreError::invalid("raster", "picks out of range"))?;
-        for ((&p, m), o) in picks.iter().zip(mask.iter_mut()).zip(dst.iter_mut()) {
-            // NO_DATA is past the end of both the mask and the band.
-            let valid = src_mask.get(p).is_some_and(|&v| v != 0);
-            if let (true, Some(v)) = (valid, src_band.get(p)) {
-                *o = *v;
-                *m = 255;
-            }
-        }
-        return Ok(());
+    let bands = layout.bands;
+    if src.len() < layout.src_plane * bands
+        || dst.len() < layout.dst_plane * bands
+        || picks.len() < layout.dst_plane
+        || mask.len() < layout.dst_plane
+        || kinds.len() * w != layout.dst_plane
+    {
+        return Err(CoreError::invalid("raster", "picks do not fit the planes"));
     }
-    let mut indices = vec![NO_DATA; w];
-    for (row, mask_row) in mask.chunks_exact_mut(w).enumerate() {
-        let row_picks = picks
-            .get(row * w..(row + 1) * w)
-            .ok_or_else(|| CoreError::invalid("raster", "picks out of range"))?;
-        // The source mask (NO_DATA is past its end).
-        for ((&p, index), m) in row_picks.iter().zip(indices.iter_mut()).zip(mask_row) {
-            let valid = if all_valid {
-                p != NO_DATA
-            } else {
-                src_mask.get(p).is_some_and(|&v| v != 0)
-            };
-            *index = if valid { p } else { NO_DATA };
-            *m = if valid { 255 } else { 0 };
+    // NO_DATA is past the end of both the mask and the band, so a pick is valid exactly when
+    // the mask has a non-zero byte there.
+    let valid = |p: usize| {
+        if all_valid {
+            p != NO_DATA
+        } else {
+            src_mask.get(p).is_some_and(|&v| v != 0)
         }
-        for band in 0..layout.bands {
-            let s0 = band * layout.src_plane;
-            let src_band = src
-                .get(s0..s0 + layout.src_plane)
-                .ok_or_else(|| CoreError::invalid("raster", "band out of range"))?;
-            let d0 = band * layout.dst_plane + row * w;
-            let dst_row = dst
-                .get_mut(d0..d0 + w)
-                .ok_or_else(|| CoreError::invalid("raster", "row out of range"))?;
-            for (o, &i) in dst_row.iter_mut().zip(&indices) {
+    };
+    let mut indices = vec![NO_DATA; w];
+    for (row, &kind) in kinds.iter().enumerate() {
+        let d0 = row * w;
+        if kind == RowKind::Repeat && row > 0 {
+            mask.copy_within(d0 - w..d0, d0);
+            for band in 0..bands {
+                let b0 = band * layout.dst_plane + d0;
+                dst.copy_within(b0 - w..b0, b0);
+            }
+            continue;
+        }
+        let row_picks = &picks[d0..d0 + w];
+        let mask_row = &mut mask[d0..d0 + w];
+        if kind == RowKind::Runs {
+            let mut i = 0;
+            while i < w {
+                let p = row_picks[i];
+                let end = i + row_picks[i..].iter().take_while(|&&q| q == p).count();
+                if valid(p) && p < layout.src_plane {
+                    mask_row[i..end].fill(255);
+                    for band in 0..bands {
+                        let b0 = band * layout.dst_plane + d0;
+                        let v = src[band * layout.src_plane + p];
+                        dst[b0 + i..b0 + end].fill(v);
+                    }
+                }
+                i = end;
+            }
+            continue;
+        }
+        if bands == 1 {
+            // One band (every file of Terracotta's /rgb): mask and value in one pass.
+            let src_band = &src[..layout.src_plane];
+            let dst_row = &mut dst[d0..d0 + w];
+            for ((&p, m), o) in row_picks.iter().zip(mask_row.iter_mut()).zip(dst_row) {
+                if let (true, Some(v)) = (valid(p), src_band.get(p)) {
+                    *o = *v;
+                    *m = 255;
+                }
+            }
+            continue;
+        }
+        for ((&p, index), m) in row_picks.iter().zip(indices.iter_mut()).zip(mask_row) {
+            let ok = valid(p);
+            *index = if ok { p } else { NO_DATA };
+            *m = if ok { 255 } else { 0 };
+        }
+        for band in 0..bands {
+            let src_band = &src[band * layout.src_plane..(band + 1) * layout.src_plane];
+            let b0 = band * layout.dst_plane + d0;
+            for (o, &i) in dst[b0..b0 + w].iter_mut().zip(&indices) {
                 if let Some(v) = src_band.get(i) {
                     *o = *v;
                 }
@@ -599,6 +665,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Overzoomed and native tiles of a three-band source with holes in its mask: rows that
+    /// repeat the row above, rows of runs and rows of single pixels are all copied as the
+    /// planner picks them, masked pixels included.
+    #[test]
+    fn repeated_and_run_rows_match_planner_with_a_mask() {
+        let crs = Crs::from_epsg(32621).unwrap();
+        let (w, h) = (900, 700);
+        let src = source(w, h, 3, 0);
+        let gt = GeoTransform::north_up(300_000.0, 7_300_000.0, 30.0, 30.0);
+        let tr = Transformer::new(&Crs::web_mercator(), &crs).unwrap();
+        let mut seen = [0usize; 3];
+        for z in [11, 12, 13, 15, 17, 18] {
+            for f in [(0.5, 0.5), (0.02, 0.97), (0.3, 0.01), (0.99, 0.6)] {
+                let t = tile_at(&src, &gt, &crs, z, f);
+                let grid = tile(z, t.x(), t.y(), 256);
+                let what = format!("masked z{z} {f:?}");
+                let picks = NearestPicks::new(w, h, &gt, &tr, &grid).unwrap();
+                for kind in &picks.rows {
+                    seen[*kind as usize] += 1;
+                }
+                let fast = picks.apply(&src).unwrap();
+                let slow = planner_nearest(&src, &gt, &tr, &grid);
+                assert_same(&fast, &slow, &what);
+            }
+        }
+        // Every kind of row was exercised.
+        assert!(seen.iter().all(|&n| n > 100), "rows by kind: {seen:?}");
     }
 
     #[test]
