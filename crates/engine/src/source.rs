@@ -206,7 +206,7 @@ struct Inner {
     plans: moka::sync::Cache<PlanKey, Option<(usize, PixelWindow)>>,
     /// Nearest-neighbour picks by grid pair: the sources of one request that share a grid
     /// (Terracotta's three single-band files of an RGB tile) map their pixels once.
-    picks: moka::sync::Cache<PicksKey, Arc<NearestPicks>>,
+    picks: moka::future::Cache<PicksKey, Arc<NearestPicks>>,
     /// Block lookups answered from `blocks` / not, since start.
     block_hits: AtomicU64,
     block_misses: AtomicU64,
@@ -281,7 +281,7 @@ impl Engine {
                     .max_capacity(PLAN_CACHE_ENTRIES)
                     .time_to_idle(std::time::Duration::from_secs(10))
                     .build(),
-                picks: moka::sync::Cache::builder()
+                picks: moka::future::Cache::builder()
                     .weigher(|_k, p: &Arc<NearestPicks>| {
                         u32::try_from(p.heap_bytes().saturating_add(256)).unwrap_or(u32::MAX)
                     })
@@ -316,37 +316,47 @@ impl Engine {
             .map_err(|e: Arc<EngineError>| (*e).clone())
     }
 
-    /// The nearest-neighbour picks of `window` (a window of `src` on `transform`) into `grid`,
-    /// made once for all the sources of one request on the same grids (concurrent callers
-    /// wait for the first).
-    fn nearest_picks(
+    /// The nearest-neighbour picks of a `size` window of `src` on `transform` into `grid`,
+    /// made once on the CPU pool for all the sources of one request on the same grids.
+    /// Concurrent callers await the first one's result asynchronously: no pool thread waits.
+    async fn nearest_picks(
         &self,
-        src: &OpenSource,
-        window: &Raster,
-        transform: &GeoTransform,
+        src: &Arc<OpenSource>,
+        size: (usize, usize),
+        transform: GeoTransform,
         grid: &GridSpec,
     ) -> Result<Arc<NearestPicks>, EngineError> {
         let key = PicksKey {
             epsg: src.crs.epsg,
             proj4: src.crs.proj4.clone(),
-            src_transform: transform_bits(transform),
-            src_size: (window.width(), window.height()),
+            src_transform: transform_bits(&transform),
+            src_size: size,
             dst_transform: transform_bits(&grid.transform),
             dst_size: (grid.width, grid.height),
         };
-        self.inner
-            .picks
-            .try_get_with(key, || {
+        if let Some(picks) = self.inner.picks.get(&key).await {
+            return Ok(picks);
+        }
+        let (src2, grid2, pool) = (src.clone(), *grid, self.inner.pool.clone());
+        let make = async move {
+            pool.run(move || {
                 NearestPicks::new(
-                    window.width(),
-                    window.height(),
-                    transform,
-                    src.to_tiles.dst_to_src(),
-                    grid,
+                    size.0,
+                    size.1,
+                    &transform,
+                    src2.to_tiles.dst_to_src(),
+                    &grid2,
                 )
                 .map(Arc::new)
+                .map_err(|e| EngineError::from_core(src2.uri(), e))
             })
-            .map_err(|e| EngineError::from_core(src.uri(), (*e).clone()))
+            .await?
+        };
+        self.inner
+            .picks
+            .try_get_with(key, make)
+            .await
+            .map_err(|e: Arc<EngineError>| (*e).clone())
     }
 
     /// The decoded-block cache's counters (cheap: atomics and moka's estimates).
@@ -627,8 +637,16 @@ impl Engine {
             mask: src.mask_rule(),
         };
         let blocks = self.fetch_blocks(src, &plan).await?;
+        // Nearest needs neither kernels nor nodata: the picks depend on the grids only, and
+        // are shared by the sources of one request on the same grid.
+        let picks = if resampling == Resampling::Nearest {
+            let transform = plan.window.transform(&src.level_transform(plan.level));
+            let size = (plan.window.width, plan.window.height);
+            Some(self.nearest_picks(src, size, transform, grid).await?)
+        } else {
+            None
+        };
         let (src2, grid2, resampling) = (src.clone(), *grid, resampling);
-        let engine = self.clone();
         let raster = self
             .inner
             .pool
@@ -655,10 +673,7 @@ impl Engine {
                 let window_transform = window.transform().ok_or_else(|| EngineError::Internal {
                     reason: "an assembled window has no grid".into(),
                 })?;
-                if resampling == Resampling::Nearest {
-                    // Nearest needs neither kernels nor nodata: the picks depend on the grids
-                    // only, and are shared by the sources of one request on the same grid.
-                    let picks = engine.nearest_picks(&src2, &window, window_transform, &grid2)?;
+                if let Some(picks) = picks {
                     return picks
                         .apply(&window)
                         .map_err(|e| EngineError::from_core(src2.uri(), e));

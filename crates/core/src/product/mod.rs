@@ -71,21 +71,45 @@ pub fn rgb_image(
     let b = stretch_to_byte(raster, bands[2], ranges[2])?;
     let mask = raster.mask();
     let all_valid = mask.iter().all(|&m| m != 0);
-    // Interleaved into exact-size chunks: no per-pixel capacity checks.
-    let (layout, data) = if all_valid {
-        let mut data = vec![0u8; r.len() * 3];
-        for (px, ((&r, &g), &b)) in data.chunks_exact_mut(3).zip(r.iter().zip(&g).zip(&b)) {
-            px.copy_from_slice(&[r, g, b]);
-        }
-        (PixelLayout::Rgb, data)
+    // Interleaved row by row into exact-size chunks; a row whose bytes and mask equal the
+    // row above's (most rows of an overzoomed tile) is a copy of the output row above.
+    let (layout, channels) = if all_valid {
+        (PixelLayout::Rgb, 3)
     } else {
-        let mut data = vec![0u8; r.len() * 4];
-        let planes = r.iter().zip(&g).zip(&b).zip(mask);
-        for (px, (((&r, &g), &b), &m)) in data.chunks_exact_mut(4).zip(planes) {
-            px.copy_from_slice(&[r, g, b, if m == 0 { 0 } else { 255 }]);
-        }
-        (PixelLayout::Rgba, data)
+        (PixelLayout::Rgba, 4)
     };
+    let w = raster.width();
+    let mut data = vec![0u8; r.len() * channels];
+    let out_w = w * channels;
+    for y in 0..raster.height() {
+        let (at, o) = (y * w, y * out_w);
+        let row = at..at + w;
+        if y > 0 {
+            let above = at - w..at;
+            if r[row.clone()] == r[above.clone()]
+                && g[row.clone()] == g[above.clone()]
+                && b[row.clone()] == b[above.clone()]
+                && mask[row.clone()] == mask[above]
+            {
+                data.copy_within(o - out_w..o, o);
+                continue;
+            }
+        }
+        let out = &mut data[o..o + out_w];
+        let px = r[row.clone()]
+            .iter()
+            .zip(&g[row.clone()])
+            .zip(&b[row.clone()]);
+        if channels == 3 {
+            for (o, ((&r, &g), &b)) in out.chunks_exact_mut(3).zip(px) {
+                o.copy_from_slice(&[r, g, b]);
+            }
+        } else {
+            for (o, (((&r, &g), &b), &m)) in out.chunks_exact_mut(4).zip(px.zip(&mask[row])) {
+                o.copy_from_slice(&[r, g, b, if m == 0 { 0 } else { 255 }]);
+            }
+        }
+    }
     Image8::new(raster.width(), raster.height(), layout, data)
 }
 
@@ -114,6 +138,49 @@ mod tests {
         buf.truncate(info.buffer_size());
         let trns = reader.info().trns.as_ref().map(|t| t.to_vec());
         (info.color_type, buf, trns)
+    }
+
+    /// Rows that repeat the row above in every band and the mask are copied; rows that
+    /// differ in one band or only in the mask are not: each pixel is its bands' stretched
+    /// bytes, alpha from the mask.
+    #[test]
+    fn rgb_rows_interleave_pixel_by_pixel() {
+        let (w, h) = (5, 6);
+        // Band 1 is the same in rows 0-3, band 2 changes at row 2, the mask at row 3.
+        let mut v: Vec<u16> = Vec::new();
+        for band in 0..3u16 {
+            for y in 0..h as u16 {
+                for x in 0..w as u16 {
+                    let row = match band {
+                        0 => y / 4,
+                        1 => y / 2,
+                        _ => 0,
+                    };
+                    v.push(1000 + band * 300 + row * 700 + x * 90);
+                }
+            }
+        }
+        let stretch = Stretch::new(900.0, 4000.0).unwrap();
+        for holes in [false, true] {
+            let mut mask = vec![255u8; w * h];
+            if holes {
+                mask[3 * w + 1] = 0;
+                mask[4 * w + 1] = 0;
+            }
+            let raster = Raster::new(w, h, 3, Samples::U16(v.clone()), mask.clone()).unwrap();
+            let img = rgb_image(&raster, [0, 1, 2], [stretch; 3]).unwrap();
+            let planes: Vec<Vec<u8>> = (0..3)
+                .map(|b| stretch_to_byte(&raster, b, stretch).unwrap())
+                .collect();
+            let n = if holes { 4 } else { 3 };
+            let want: Vec<u8> = (0..w * h)
+                .flat_map(|i| {
+                    let px = [planes[0][i], planes[1][i], planes[2][i], mask[i]];
+                    px[..n].to_vec()
+                })
+                .collect();
+            assert_eq!(img.data(), want.as_slice(), "holes: {holes}");
+        }
     }
 
     fn dem_like() -> Raster {

@@ -22,9 +22,13 @@ use super::GridSpec;
 /// `EDGE_EPSILON`; the identity test in this module fails if the two differ).
 const EDGE_EPSILON: f64 = 1e-10;
 
-/// Source index of a destination pixel that gets no data (never a valid index: planes are
-/// checked to fit in memory, so they are far shorter).
-const NO_DATA: usize = usize::MAX;
+/// A source index in a window's plane: 32 bits halve the memory the picks of a tile move
+/// (windows are checked to have fewer pixels).
+type Pick = u32;
+
+/// Source index of a destination pixel that gets no data (never a valid index: source
+/// windows with this many pixels are refused).
+const NO_DATA: Pick = Pick::MAX;
 
 /// Warps `src` into `dst` with nearest-neighbour picks; same contract and output as the
 /// generic warp with [`super::Resampling::Nearest`].
@@ -49,7 +53,7 @@ pub struct NearestPicks {
     dst: GridSpec,
     /// Source index (row-major in the source plane) per destination pixel, [`NO_DATA`] off
     /// the raster or where the point does not transform. Empty when there is nothing to warp.
-    indices: Vec<usize>,
+    indices: Vec<Pick>,
     /// How each destination row is best copied (one per row of `indices`).
     rows: Vec<RowKind>,
 }
@@ -67,7 +71,7 @@ enum RowKind {
 }
 
 impl RowKind {
-    fn of(row: &[usize], above: Option<&[usize]>) -> Self {
+    fn of(row: &[Pick], above: Option<&[Pick]>) -> Self {
         if above == Some(row) {
             return Self::Repeat;
         }
@@ -103,6 +107,15 @@ impl NearestPicks {
         if dst_plane == 0 || src_width == 0 || src_height == 0 {
             return Ok(picks);
         }
+        if src_width
+            .checked_mul(src_height)
+            .is_none_or(|n| n >= NO_DATA as usize)
+        {
+            return Err(CoreError::invalid(
+                "raster",
+                format!("a {src_width}x{src_height} source window is too large to warp"),
+            ));
+        }
         let mapper = PixelMapper::new(
             &dst.transform,
             src_transform,
@@ -124,7 +137,7 @@ impl NearestPicks {
         for (row, out) in picks.indices.chunks_exact_mut(dst.width).enumerate() {
             rows.pick(row, out);
         }
-        let mut above: Option<&[usize]> = None;
+        let mut above: Option<&[Pick]> = None;
         for row in picks.indices.chunks_exact(dst.width) {
             picks.rows.push(RowKind::of(row, above));
             above = Some(row);
@@ -134,7 +147,7 @@ impl NearestPicks {
 
     /// Memory held, in bytes (for cache weighing).
     pub fn heap_bytes(&self) -> usize {
-        self.indices.capacity() * std::mem::size_of::<usize>()
+        self.indices.capacity() * std::mem::size_of::<Pick>()
             + self.rows.capacity() * std::mem::size_of::<RowKind>()
     }
 
@@ -206,7 +219,7 @@ struct RowPicker<'a, 'm> {
     ys: Vec<f64>,
     /// Source column per destination column ([`NO_DATA`] off the raster) when the mapper's
     /// source x does not depend on the row; made by the first such row.
-    columns: Option<Vec<usize>>,
+    columns: Option<Vec<Pick>>,
     /// The row's interpolated ranges (see [`PixelMapper::map_row_linear`]).
     linear: Vec<(usize, usize)>,
 }
@@ -216,7 +229,7 @@ const MIN_RUN_RANGE: usize = 8;
 
 impl RowPicker<'_, '_> {
     /// Maps destination row `row` into `indices` (source index or [`NO_DATA`] per pixel).
-    fn pick(&mut self, row: usize, indices: &mut [usize]) {
+    fn pick(&mut self, row: usize, indices: &mut [Pick]) {
         let sw = self.src_width;
         let (w, h) = (sw as f64, self.src_height as f64);
         let (max_col, max_row) = ((sw - 1) as f64, (self.src_height - 1) as f64);
@@ -227,7 +240,7 @@ impl RowPicker<'_, '_> {
                 cols.iter()
                     .map(|&x| {
                         let ex = x + EDGE_EPSILON;
-                        let col = ex.max(0.0).min(max_col) as i64 as usize;
+                        let col = ex.max(0.0).min(max_col) as i64 as Pick;
                         if (x >= 0.0) & (ex <= w) {
                             col
                         } else {
@@ -238,7 +251,7 @@ impl RowPicker<'_, '_> {
             });
             let ey = y0 + EDGE_EPSILON;
             if (y0 >= 0.0) & (ey <= h) {
-                let base = (ey.max(0.0).min(max_row) as i64 as usize) * sw;
+                let base = ((ey.max(0.0).min(max_row) as i64 as usize) * sw) as Pick;
                 for (&c, index) in columns.iter().zip(indices.iter_mut()) {
                     *index = if c == NO_DATA { NO_DATA } else { base + c };
                 }
@@ -255,11 +268,11 @@ impl RowPicker<'_, '_> {
             // decide it once, then only x varies.
             let ey = y0 + EDGE_EPSILON;
             let row_inside = (y0 >= 0.0) & (ey <= h);
-            let base = (ey.max(0.0).min(max_row) as i64 as usize) * sw;
+            let base = ((ey.max(0.0).min(max_row) as i64 as usize) * sw) as Pick;
             for (&x, index) in self.xs.iter().zip(indices.iter_mut()) {
                 let ex = x + EDGE_EPSILON;
                 let inside = row_inside & (x >= 0.0) & (ex <= w);
-                let col = ex.max(0.0).min(max_col) as i64 as usize;
+                let col = ex.max(0.0).min(max_col) as i64 as Pick;
                 *index = if inside { base + col } else { NO_DATA };
             }
         } else {
@@ -296,7 +309,7 @@ impl RowPicker<'_, '_> {
     /// monotonically), so pixels with the same key form one run and get the same pick; a run's
     /// end is found by galloping and bisection, then the run is filled. Overzoomed tiles have
     /// a handful of runs per row. Picks are those of [`Self::pick_general`], bit for bit.
-    fn pick_runs(&self, start: usize, end: usize, indices: &mut [usize]) {
+    fn pick_runs(&self, start: usize, end: usize, indices: &mut [Pick]) {
         let mut i = start;
         while i < end {
             let key = self.pick_key(i);
@@ -330,7 +343,7 @@ impl RowPicker<'_, '_> {
 
     /// Pixels `from..to` of a row whose source y varies, branch-free: the pixel containing
     /// each point, or NO_DATA off the raster.
-    fn pick_general(&self, from: usize, to: usize, indices: &mut [usize]) {
+    fn pick_general(&self, from: usize, to: usize, indices: &mut [Pick]) {
         let sw = self.src_width;
         let (w, h) = (sw as f64, self.src_height as f64);
         let (max_col, max_row) = ((sw - 1) as f64, (self.src_height - 1) as f64);
@@ -353,7 +366,11 @@ impl RowPicker<'_, '_> {
                 ex.max(0.0).min(max_col) as i64 as usize,
                 ey.max(0.0).min(max_row) as i64 as usize,
             );
-            *index = if inside { r * sw + col } else { NO_DATA };
+            *index = if inside {
+                (r * sw + col) as Pick
+            } else {
+                NO_DATA
+            };
         }
     }
 }
@@ -363,7 +380,7 @@ impl RowPicker<'_, '_> {
 /// row above; rows of few runs look each run's value up once.
 #[allow(clippy::too_many_arguments)]
 fn copy_rows<T: Copy>(
-    picks: &[usize],
+    picks: &[Pick],
     kinds: &[RowKind],
     src_mask: &[u8],
     all_valid: bool,
@@ -384,11 +401,11 @@ fn copy_rows<T: Copy>(
     }
     // NO_DATA is past the end of both the mask and the band, so a pick is valid exactly when
     // the mask has a non-zero byte there.
-    let valid = |p: usize| {
+    let valid = |p: Pick| {
         if all_valid {
             p != NO_DATA
         } else {
-            src_mask.get(p).is_some_and(|&v| v != 0)
+            src_mask.get(p as usize).is_some_and(|&v| v != 0)
         }
     };
     let mut indices = vec![NO_DATA; w];
@@ -409,7 +426,8 @@ fn copy_rows<T: Copy>(
             while i < w {
                 let p = row_picks[i];
                 let end = i + row_picks[i..].iter().take_while(|&&q| q == p).count();
-                if valid(p) && p < layout.src_plane {
+                let p = p as usize;
+                if valid(p as Pick) && p < layout.src_plane {
                     mask_row[i..end].fill(255);
                     for band in 0..bands {
                         let b0 = band * layout.dst_plane + d0;
@@ -426,7 +444,7 @@ fn copy_rows<T: Copy>(
             let src_band = &src[..layout.src_plane];
             let dst_row = &mut dst[d0..d0 + w];
             for ((&p, m), o) in row_picks.iter().zip(mask_row.iter_mut()).zip(dst_row) {
-                if let (true, Some(v)) = (valid(p), src_band.get(p)) {
+                if let (true, Some(v)) = (valid(p), src_band.get(p as usize)) {
                     *o = *v;
                     *m = 255;
                 }
@@ -442,7 +460,7 @@ fn copy_rows<T: Copy>(
             let src_band = &src[band * layout.src_plane..(band + 1) * layout.src_plane];
             let b0 = band * layout.dst_plane + d0;
             for (o, &i) in dst[b0..b0 + w].iter_mut().zip(&indices) {
-                if let Some(v) = src_band.get(i) {
+                if let Some(v) = src_band.get(i as usize) {
                     *o = *v;
                 }
             }
