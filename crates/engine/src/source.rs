@@ -200,35 +200,26 @@ struct Inner {
     pool: CpuPool,
     next_id: AtomicU64,
     tms: TileMatrixSet,
-    /// Read plans (level and window) by source grid, CRS and destination grid: the sources
-    /// of one request on the same grid (Terracotta's single-band files of an RGB tile) plan
-    /// once.
-    plans: moka::sync::Cache<PlanKey, Option<(usize, PixelWindow)>>,
-    /// Nearest-neighbour picks by grid pair: the sources of one request that share a grid
-    /// (Terracotta's three single-band files of an RGB tile) map their pixels once.
-    picks: moka::future::Cache<PicksKey, Arc<NearestPicks>>,
+    /// Read plans (level, window and nearest picks) by source grid, CRS and destination
+    /// grid: the sources of one request on the same grid (Terracotta's single-band files of
+    /// an RGB tile) plan and map their pixels once. `None`: the source misses the grid.
+    plans: moka::future::Cache<PlanKey, Option<Arc<ReadPlan>>>,
     /// Block lookups answered from `blocks` / not, since start.
     block_hits: AtomicU64,
     block_misses: AtomicU64,
 }
 
-/// Bytes of nearest-neighbour picks kept (about 64 tiles of 256 px).
-const PICKS_CACHE_BYTES: u64 = 32 << 20;
+/// Bytes of read plans kept, nearest picks included (about 120 tiles of 256 px).
+const PLAN_CACHE_BYTES: u64 = 32 << 20;
 
-/// What a set of nearest-neighbour picks depends on: the source's CRS (the transformer to the
-/// tile CRS follows from it), the source window's grid and the destination grid.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct PicksKey {
-    epsg: Option<u32>,
-    proj4: String,
-    src_transform: [u64; 6],
-    src_size: (usize, usize),
-    dst_transform: [u64; 6],
-    dst_size: (usize, usize),
+/// Where a read onto a grid comes from: a level and a window of it, and for nearest
+/// resampling the source pixel of every destination pixel (which depends on the grids only).
+#[derive(Debug)]
+struct ReadPlan {
+    level: usize,
+    window: PixelWindow,
+    picks: Option<NearestPicks>,
 }
-
-/// Read plans kept (a few hundred bytes each).
-const PLAN_CACHE_ENTRIES: u64 = 4096;
 
 /// What a read plan depends on: the source's CRS, geotransform and level sizes, the
 /// destination grid and the resampling (the window's margin).
@@ -277,15 +268,15 @@ impl Engine {
                 pool: CpuPool::new(config.cpu_threads)?,
                 next_id: AtomicU64::new(1),
                 tms: TileMatrixSet::web_mercator_quad(),
-                plans: moka::sync::Cache::builder()
-                    .max_capacity(PLAN_CACHE_ENTRIES)
-                    .time_to_idle(std::time::Duration::from_secs(10))
-                    .build(),
-                picks: moka::future::Cache::builder()
-                    .weigher(|_k, p: &Arc<NearestPicks>| {
-                        u32::try_from(p.heap_bytes().saturating_add(256)).unwrap_or(u32::MAX)
+                plans: moka::future::Cache::builder()
+                    .weigher(|_k, p: &Option<Arc<ReadPlan>>| {
+                        let picks = p
+                            .as_ref()
+                            .and_then(|p| p.picks.as_ref())
+                            .map_or(0, NearestPicks::heap_bytes);
+                        u32::try_from(picks.saturating_add(256)).unwrap_or(u32::MAX)
                     })
-                    .max_capacity(PICKS_CACHE_BYTES)
+                    .max_capacity(PLAN_CACHE_BYTES)
                     // Useful while the layers of a request are read; a tile repeated later
                     // comes from the tile cache.
                     .time_to_idle(std::time::Duration::from_secs(10))
@@ -300,60 +291,52 @@ impl Engine {
         &self.inner.pool
     }
 
-    /// Which level and window of `src` a read onto `grid` needs ([`plan_window`]), planned
-    /// once for all the sources of one request with the same grids and CRS.
-    fn plan_read(
-        &self,
-        src: &OpenSource,
-        grid: &GridSpec,
-        resampling: Resampling,
-    ) -> Result<Option<(usize, PixelWindow)>, EngineError> {
-        self.inner
-            .plans
-            .try_get_with(plan_key(src, grid, resampling), || {
-                plan_window(src, grid, resampling)
-            })
-            .map_err(|e: Arc<EngineError>| (*e).clone())
-    }
-
-    /// The nearest-neighbour picks of a `size` window of `src` on `transform` into `grid`,
-    /// made once on the CPU pool for all the sources of one request on the same grids.
-    /// Concurrent callers await the first one's result asynchronously: no pool thread waits.
-    async fn nearest_picks(
+    /// Which level and window of `src` a read onto `grid` needs ([`plan_window`]), with the
+    /// nearest picks, made once on the CPU pool for all the sources of one request with the
+    /// same grids and CRS. A planned read is a cache lookup; concurrent callers await the
+    /// first one's plan asynchronously, so no pool thread waits on another.
+    async fn plan_read(
         &self,
         src: &Arc<OpenSource>,
-        size: (usize, usize),
-        transform: GeoTransform,
         grid: &GridSpec,
-    ) -> Result<Arc<NearestPicks>, EngineError> {
-        let key = PicksKey {
-            epsg: src.crs.epsg,
-            proj4: src.crs.proj4.clone(),
-            src_transform: transform_bits(&transform),
-            src_size: size,
-            dst_transform: transform_bits(&grid.transform),
-            dst_size: (grid.width, grid.height),
-        };
-        if let Some(picks) = self.inner.picks.get(&key).await {
-            return Ok(picks);
+        resampling: Resampling,
+    ) -> Result<Option<Arc<ReadPlan>>, EngineError> {
+        let key = plan_key(src, grid, resampling);
+        if let Some(plan) = self.inner.plans.get(&key).await {
+            return Ok(plan);
         }
         let (src2, grid2, pool) = (src.clone(), *grid, self.inner.pool.clone());
         let make = async move {
-            pool.run(move || {
-                NearestPicks::new(
-                    size.0,
-                    size.1,
-                    &transform,
-                    src2.to_tiles.dst_to_src(),
-                    &grid2,
-                )
-                .map(Arc::new)
-                .map_err(|e| EngineError::from_core(src2.uri(), e))
+            pool.run(move || -> Result<Option<Arc<ReadPlan>>, EngineError> {
+                let Some((level, window)) = plan_window(&src2, &grid2, resampling)? else {
+                    return Ok(None);
+                };
+                // Nearest needs neither kernels nor nodata: the picks depend on the grids
+                // only, and are shared by the sources of one request on the same grid.
+                let picks = if resampling == Resampling::Nearest {
+                    let transform = window.transform(&src2.level_transform(level));
+                    let picks = NearestPicks::new(
+                        window.width,
+                        window.height,
+                        &transform,
+                        src2.to_tiles.dst_to_src(),
+                        &grid2,
+                    )
+                    .map_err(|e| EngineError::from_core(src2.uri(), e))?;
+                    Some(picks)
+                } else {
+                    None
+                };
+                Ok(Some(Arc::new(ReadPlan {
+                    level,
+                    window,
+                    picks,
+                })))
             })
             .await?
         };
         self.inner
-            .picks
+            .plans
             .try_get_with(key, make)
             .await
             .map_err(|e: Arc<EngineError>| (*e).clone())
@@ -615,37 +598,16 @@ impl Engine {
                     .collect::<Result<Vec<_>, _>>()?
             }
         };
-        // A planned read (the common case: the other files of an RGB request, neighbouring
-        // requests) is a cache lookup, not worth a trip to the pool.
-        let planned = match self.inner.plans.get(&plan_key(src, grid, resampling)) {
-            Some(planned) => planned,
-            None => {
-                let (src2, grid2, engine) = (src.clone(), *grid, self.clone());
-                self.inner
-                    .pool
-                    .run(move || engine.plan_read(&src2, &grid2, resampling))
-                    .await??
-            }
-        };
-        let Some((level, window)) = planned else {
+        let Some(read_plan) = self.plan_read(src, grid, resampling).await? else {
             return Ok(None);
         };
         let plan = WindowPlan {
-            level,
-            window,
+            level: read_plan.level,
+            window: read_plan.window,
             bands,
             mask: src.mask_rule(),
         };
         let blocks = self.fetch_blocks(src, &plan).await?;
-        // Nearest needs neither kernels nor nodata: the picks depend on the grids only, and
-        // are shared by the sources of one request on the same grid.
-        let picks = if resampling == Resampling::Nearest {
-            let transform = plan.window.transform(&src.level_transform(plan.level));
-            let size = (plan.window.width, plan.window.height);
-            Some(self.nearest_picks(src, size, transform, grid).await?)
-        } else {
-            None
-        };
         let (src2, grid2, resampling) = (src.clone(), *grid, resampling);
         let raster = self
             .inner
@@ -673,7 +635,7 @@ impl Engine {
                 let window_transform = window.transform().ok_or_else(|| EngineError::Internal {
                     reason: "an assembled window has no grid".into(),
                 })?;
-                if let Some(picks) = picks {
+                if let Some(picks) = &read_plan.picks {
                     return picks
                         .apply(&window)
                         .map_err(|e| EngineError::from_core(src2.uri(), e));
