@@ -350,6 +350,36 @@ struct Strip {
 }
 
 impl Strip {
+    /// Moves the strip on by `height` rows (just encoded) and readies its buffer for the next
+    /// rows: `used`, the buffer that held them, is reused when the next strip has its size
+    /// (every strip but a level's last), so no strip is allocated and zeroed twice.
+    fn advance(
+        &mut self,
+        height: usize,
+        used: Raster,
+        block: usize,
+        bands: usize,
+        dtype: DataType,
+    ) -> Result<(), Failure> {
+        self.row0 += height;
+        self.filled = 0;
+        let next_h = block.min(self.height.saturating_sub(self.row0));
+        let window = PixelWindow {
+            col_off: 0,
+            row_off: self.row0,
+            width: self.width,
+            height: next_h,
+        };
+        // Every row of a strip is written before it is encoded, so a reused buffer needs no
+        // clearing.
+        self.rows = if used.height() == next_h && used.width() == self.width {
+            used.with_transform(window.transform(&self.transform))
+        } else {
+            self.rows_at(self.row0, block, bands, dtype)?
+        };
+        Ok(())
+    }
+
     /// An empty strip of `block` rows (or what is left of the level) at row `row0`, on the
     /// level's grid.
     fn rows_at(
@@ -417,20 +447,57 @@ impl Sink {
 
     /// Cuts a level's full strip into blocks, encodes them in parallel and stores them.
     fn flush(&mut self, level: usize) -> Result<(), Failure> {
-        let block = self.block;
         let Some(strip) = self.strips.get_mut(level) else {
             return Ok(());
         };
         let height = strip.filled;
-        // The next strip: block rows, or what is left of the level.
-        let next = strip.rows_at(strip.row0 + height, block, self.bands, self.dtype)?;
-        let rows = std::mem::replace(&mut strip.rows, next);
+        let rows = std::mem::replace(
+            &mut strip.rows,
+            Raster::empty(1, 1, self.bands, self.dtype).map_err(Failure::Core)?,
+        );
+        self.encode_strip(level, &rows, height)?;
+        let (block, bands, dtype) = (self.block, self.bands, self.dtype);
+        if let Some(strip) = self.strips.get_mut(level) {
+            strip.advance(height, rows, block, bands, dtype)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `rows` are exactly the level's next strip (the level is at a strip boundary
+    /// and they are one strip high), so [`Self::encode_whole_strip`] can take them as they are.
+    fn is_whole_strip(&self, level: usize, rows: &Raster) -> bool {
+        self.strips.get(level).is_some_and(|s| {
+            s.filled == 0 && rows.width() == s.width && rows.height() == s.rows.height()
+        })
+    }
+
+    /// Encodes `rows`, which [`Self::is_whole_strip`] says are the level's next strip, in
+    /// place: the result is [`Self::push_level`]'s, without the copy into the strip.
+    fn encode_whole_strip(&mut self, level: usize, rows: &Raster) -> Result<(), Failure> {
+        let height = rows.height();
+        self.encode_strip(level, rows, height)?;
+        let (block, bands, dtype) = (self.block, self.bands, self.dtype);
+        if let Some(strip) = self.strips.get_mut(level) {
+            let buffer = std::mem::replace(
+                &mut strip.rows,
+                Raster::empty(1, 1, bands, dtype).map_err(Failure::Core)?,
+            );
+            strip.advance(height, buffer, block, bands, dtype)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes the first `height` rows of `rows`, the strip of `level` at its current row, in
+    /// parallel (each block read in place from the strip) and stores them.
+    fn encode_strip(&mut self, level: usize, rows: &Raster, height: usize) -> Result<(), Failure> {
+        let block = self.block;
+        let Some(strip) = self.strips.get(level) else {
+            return Ok(());
+        };
         let strip_row = strip.row0 / block;
         let width = strip.width;
-        strip.row0 += height;
-        strip.filled = 0;
         let across = width.div_ceil(block);
-        let spec = self.writer.spec().clone();
+        let encode = self.writer.spec().encode;
         let mask = self.mask;
         let bands = self.bands;
         let encoded: Vec<Result<EncodedBlock, Failure>> = (0..across)
@@ -438,26 +505,27 @@ impl Sink {
             .map(|col| {
                 let x0 = col * block;
                 let w = block.min(width - x0);
-                let tile = rows
-                    .crop(PixelWindow {
-                        col_off: x0,
-                        row_off: 0,
-                        width: w,
-                        height,
-                    })
-                    .map_err(Failure::Core)?;
                 let data = BlockData {
-                    samples: tile.samples(),
-                    layout: SampleLayout::BandSequential,
+                    samples: rows.samples(),
+                    layout: SampleLayout::PlaneWindow {
+                        plane_width: rows.width(),
+                        plane_height: rows.height(),
+                        col: x0,
+                        row: 0,
+                    },
                     width: w,
                     height,
                     bands,
                 };
-                let bytes = kiln_cog::encode_block(&data, block, block, &spec.encode)
+                let bytes = kiln_cog::encode_block(&data, block, block, &encode)
                     .map_err(Failure::Encode)?;
                 let m = if mask {
+                    let mut bits = Vec::with_capacity(w * height);
+                    for row in rows.mask().chunks_exact(rows.width()).take(height) {
+                        bits.extend_from_slice(&row[x0..x0 + w]);
+                    }
                     Some(
-                        kiln_cog::encode_mask_block(tile.mask(), w, height, block, block, None)
+                        kiln_cog::encode_mask_block(&bits, w, height, block, block, None)
                             .map_err(Failure::Encode)?,
                     )
                 } else {
@@ -488,6 +556,8 @@ struct State {
     /// The current source block row being assembled: (first row, raster, columns filled).
     pending: Option<(usize, Raster, usize)>,
     pyramid: OverviewPyramid,
+    /// The last block row's buffer once it went down the pipeline, for the next one.
+    spare_rows: Option<Raster>,
     progress: Option<ProgressFn>,
     rows_done: u64,
     error: Option<Failure>,
@@ -533,6 +603,7 @@ impl State {
             },
             pending: None,
             pyramid,
+            spare_rows: None,
             progress,
             rows_done: 0,
             error: None,
@@ -549,10 +620,14 @@ impl State {
         for (win, r) in windows.iter().zip(rasters) {
             let fresh = !matches!(&self.pending, Some((row0, _, _)) if *row0 == win.row_off);
             if fresh {
-                if let Some((_, rows, _)) = self.pending.take() {
+                if self.pending.take().is_some() {
                     // A block row left incomplete cannot happen with the scan's block order;
-                    // push it anyway rather than lose rows.
-                    self.rows_ready(&rows);
+                    // its buffer may be a reused one, so its missing part is not even zeros.
+                    self.error = Some(Failure::Core(kiln_core::CoreError::invalid(
+                        "source rows",
+                        format!("a block row before row {} was not read whole", win.row_off),
+                    )));
+                    return;
                 }
                 match self.level0_rows(win.row_off, win.height) {
                     Ok(rows) => self.pending = Some((win.row_off, rows, 0)),
@@ -570,7 +645,7 @@ impl State {
                 *filled += win.width;
                 if *filled >= width {
                     if let Some((_, rows, _)) = self.pending.take() {
-                        self.rows_ready(&rows);
+                        self.rows_ready(rows);
                     }
                 }
             }
@@ -580,25 +655,49 @@ impl State {
         }
     }
 
-    /// Empty rows of level 0 from row `row0`, on its grid.
-    fn level0_rows(&self, row0: usize, height: usize) -> Result<Raster, Failure> {
+    /// Rows of level 0 from row `row0`, on its grid, to be overwritten whole: the previous
+    /// block row's buffer when it has their size, else a new (empty) one.
+    fn level0_rows(&mut self, row0: usize, height: usize) -> Result<Raster, Failure> {
         let level0 = self.sink.strips.first().ok_or_else(|| {
             Failure::Core(kiln_core::CoreError::invalid(
                 "levels",
                 "the COG has no levels",
             ))
         })?;
-        level0.rows_at(row0, height, self.sink.bands, self.sink.dtype)
+        match self.spare_rows.take() {
+            Some(r) if r.width() == level0.width && r.height() == height => {
+                let window = PixelWindow {
+                    col_off: 0,
+                    row_off: row0,
+                    width: level0.width,
+                    height,
+                };
+                Ok(r.with_transform(window.transform(&level0.transform)))
+            }
+            _ => level0.rows_at(row0, height, self.sink.bands, self.sink.dtype),
+        }
     }
 
-    /// Full-resolution rows, in order: into strip 0 and the overview cascade.
-    fn rows_ready(&mut self, rows: &Raster) {
-        // Level 0's blocks are encoded while the overview cascade reduces the same rows.
+    /// Full-resolution rows, in order: into strip 0 and the overview cascade. Their buffer
+    /// is kept for the next block row.
+    fn rows_ready(&mut self, rows: Raster) {
+        // Level 0's blocks are encoded while the overview cascade reduces the same rows; rows
+        // that are a whole strip (a source block row as high as the output blocks, at a strip
+        // boundary) are encoded where they are.
         let (sink, pyramid) = (&mut self.sink, &mut self.pyramid);
+        let whole = sink.is_whole_strip(0, &rows);
         let (level0, overviews) = rayon::join(
-            || sink.push_level(0, rows),
-            || reduce_in_chunks(pyramid, rows),
+            || {
+                if whole {
+                    sink.encode_whole_strip(0, &rows)
+                } else {
+                    sink.push_level(0, &rows)
+                }
+            },
+            || reduce_in_chunks(pyramid, &rows),
         );
+        let height = rows.height();
+        self.spare_rows = Some(rows);
         if let Err(e) = level0 {
             self.error = Some(e);
             return;
@@ -621,7 +720,7 @@ impl State {
                 return;
             }
         }
-        self.rows_done += rows.height() as u64;
+        self.rows_done += height as u64;
         if let (Some(p), Some(s)) = (&self.progress, self.sink.strips.first()) {
             p(OptimizeProgress::Rows {
                 done: self.rows_done,
@@ -637,7 +736,7 @@ impl State {
             return Err(e);
         }
         if let Some((_, rows, _)) = self.pending.take() {
-            self.rows_ready(&rows);
+            self.rows_ready(rows);
             if let Some(e) = self.error.take() {
                 return Err(e);
             }
@@ -652,30 +751,22 @@ impl State {
     }
 }
 
-/// Rows handed to the overview cascade at once: its working rows are `f64`, so a whole
-/// 512-row block row of a wide RGB image made a 33 MB transient (10800 px shaded relief).
+/// Rows handed to the overview cascade at once: the general (not exact 2×2 average) reducers
+/// work on `f64` rows, so a whole 512-row block row of a wide RGB image made a 33 MB transient
+/// (10800 px shaded relief).
 const PYRAMID_CHUNK_ROWS: usize = 64;
 
-/// Feeds `rows` to the cascade `PYRAMID_CHUNK_ROWS` at a time; the overview rows of each chunk,
-/// per level, in order. The reducers stream, so the rows made do not depend on the chunking.
+/// Feeds `rows` to the cascade `PYRAMID_CHUNK_ROWS` at a time (in place, no copies); the
+/// overview rows of each chunk, per level, in order. The reducers stream, so the rows made do
+/// not depend on the chunking.
 fn reduce_in_chunks(
     pyramid: &mut OverviewPyramid,
     rows: &Raster,
 ) -> Result<Vec<Vec<Raster>>, kiln_core::CoreError> {
-    if rows.height() <= PYRAMID_CHUNK_ROWS {
-        return Ok(vec![pyramid.push(rows)?]);
-    }
-    let mut out = Vec::with_capacity(rows.height().div_ceil(PYRAMID_CHUNK_ROWS));
-    for row0 in (0..rows.height()).step_by(PYRAMID_CHUNK_ROWS) {
-        let chunk = rows.crop(PixelWindow {
-            col_off: 0,
-            row_off: row0,
-            width: rows.width(),
-            height: PYRAMID_CHUNK_ROWS.min(rows.height() - row0),
-        })?;
-        out.push(pyramid.push(&chunk)?);
-    }
-    Ok(out)
+    (0..rows.height())
+        .step_by(PYRAMID_CHUNK_ROWS)
+        .map(|row0| pyramid.push_rows(rows, row0, PYRAMID_CHUNK_ROWS.min(rows.height() - row0)))
+        .collect()
 }
 
 /// Half the Web Mercator square, in metres.
@@ -803,7 +894,7 @@ async fn warp_rows(
                     Ok(rows)
                 });
                 match rows {
-                    Ok(rows) => state.rows_ready(&rows),
+                    Ok(rows) => state.rows_ready(rows),
                     Err(e) => state.error = Some(e),
                 }
                 state
