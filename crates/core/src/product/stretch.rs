@@ -119,11 +119,18 @@ pub(crate) fn band_range(raster: &Raster, band: usize) -> Result<(usize, usize),
     Ok((band * n, n))
 }
 
-fn map_band<T: Sample>(src: &[T], mask: &[u8], map: &LinearMap, out: &mut [u8]) {
+/// One row (or any run) of samples through `f`; masked pixels are `0`.
+fn map_pixels<T: Copy>(src: &[T], mask: &[u8], out: &mut [u8], f: impl Fn(T) -> u8) {
     for ((o, &s), &m) in out.iter_mut().zip(src).zip(mask) {
-        let v = map.apply(s.to_f64());
+        let v = f(s);
         *o = if m == 0 { 0 } else { v };
     }
+}
+
+fn map_band<T: Sample>(src: &[T], mask: &[u8], width: usize, map: &LinearMap, out: &mut [u8]) {
+    by_rows(src, mask, width, out, |src, mask, out| {
+        map_pixels(src, mask, out, |s| map.apply(s.to_f64()));
+    });
 }
 
 /// Every output of a [`LinearMap`] for 16-bit inputs, indexed by the input's bits.
@@ -185,18 +192,17 @@ fn map_band16<T: Copy + PartialEq>(
             return;
         };
         by_rows(src, mask, width, out, |src, mask, out| {
-            for ((o, &s), &m) in out.iter_mut().zip(src).zip(mask) {
-                let v = table[usize::from(bits(s))];
-                *o = if m == 0 { 0 } else { v };
-            }
+            map_pixels(src, mask, out, |s| table[usize::from(bits(s))]);
         });
     });
 }
 
-/// Maps 8-bit samples through a 256-entry table (cheaper to build than to skip).
-fn map_band8<T: Copy>(
+/// Maps 8-bit samples through a 256-entry table (cheaper to build than to skip), built
+/// once per band.
+fn map_band8<T: Copy + PartialEq>(
     src: &[T],
     mask: &[u8],
+    width: usize,
     map: &LinearMap,
     value: impl Fn(u8) -> f64,
     bits: impl Fn(T) -> u8,
@@ -206,10 +212,9 @@ fn map_band8<T: Copy>(
     for (b, o) in (0..=u8::MAX).zip(table.iter_mut()) {
         *o = map.apply(value(b));
     }
-    for ((o, &s), &m) in out.iter_mut().zip(src).zip(mask) {
-        let v = table[usize::from(bits(s))];
-        *o = if m == 0 { 0 } else { v };
-    }
+    by_rows(src, mask, width, out, |src, mask, out| {
+        map_pixels(src, mask, out, |s| table[usize::from(bits(s))]);
+    });
 }
 
 /// Runs `map` over a band row by row, except that a row whose samples and mask equal the row
@@ -242,21 +247,13 @@ fn by_rows<T: PartialEq>(
 
 fn stretch_band(raster: &Raster, band: usize, map: &LinearMap) -> Result<Vec<u8>, CoreError> {
     let mask = raster.mask();
+    // Each map builds its table (if any) once per band and goes row by row (`by_rows`).
+    let w = raster.width();
     macro_rules! run {
         ($v:expr, $f:expr) => {{
             let (start, n) = band_range(raster, band)?;
             let mut out = vec![0u8; n];
             // A raster's lengths agree (`Raster::new`); `get` keeps this panic-free anyway.
-            let src = $v.get(start..start + n).unwrap_or(&[]);
-            by_rows(src, mask, raster.width(), &mut out, $f);
-            Ok(out)
-        }};
-    }
-    // The 16-bit tables are looked up once per band, and go row by row themselves.
-    macro_rules! whole {
-        ($v:expr, $f:expr) => {{
-            let (start, n) = band_range(raster, band)?;
-            let mut out = vec![0u8; n];
             let src = $v.get(start..start + n).unwrap_or(&[]);
             $f(src, &mut out);
             Ok(out)
@@ -264,30 +261,22 @@ fn stretch_band(raster: &Raster, band: usize, map: &LinearMap) -> Result<Vec<u8>
     }
     // The casts between same-width integers reinterpret bits, which the tables are keyed by.
     match raster.samples() {
-        Samples::U8(v) => run!(v, |s: &[u8], m: &[u8], o: &mut [u8]| {
-            map_band8(s, m, map, f64::from, |b| b, o);
+        Samples::U8(v) => run!(v, |s: &[u8], o: &mut [u8]| {
+            map_band8(s, mask, w, map, f64::from, |b| b, o);
         }),
-        Samples::I8(v) => run!(v, |s: &[i8], m: &[u8], o: &mut [u8]| {
-            map_band8(s, m, map, |b| f64::from(b as i8), |b| b as u8, o);
+        Samples::I8(v) => run!(v, |s: &[i8], o: &mut [u8]| {
+            map_band8(s, mask, w, map, |b| f64::from(b as i8), |b| b as u8, o);
         }),
-        Samples::U16(v) => whole!(v, |s: &[u16], o: &mut [u8]| {
-            map_band16(s, mask, raster.width(), map, false, |b| b, o);
+        Samples::U16(v) => run!(v, |s: &[u16], o: &mut [u8]| {
+            map_band16(s, mask, w, map, false, |b| b, o);
         }),
-        Samples::I16(v) => whole!(v, |s: &[i16], o: &mut [u8]| {
-            map_band16(s, mask, raster.width(), map, true, |b| b as u16, o);
+        Samples::I16(v) => run!(v, |s: &[i16], o: &mut [u8]| {
+            map_band16(s, mask, w, map, true, |b| b as u16, o);
         }),
-        Samples::U32(v) => run!(v, |s: &[u32], m: &[u8], o: &mut [u8]| map_band(
-            s, m, map, o
-        )),
-        Samples::I32(v) => run!(v, |s: &[i32], m: &[u8], o: &mut [u8]| map_band(
-            s, m, map, o
-        )),
-        Samples::F32(v) => run!(v, |s: &[f32], m: &[u8], o: &mut [u8]| map_band(
-            s, m, map, o
-        )),
-        Samples::F64(v) => run!(v, |s: &[f64], m: &[u8], o: &mut [u8]| map_band(
-            s, m, map, o
-        )),
+        Samples::U32(v) => run!(v, |s: &[u32], o: &mut [u8]| map_band(s, mask, w, map, o)),
+        Samples::I32(v) => run!(v, |s: &[i32], o: &mut [u8]| map_band(s, mask, w, map, o)),
+        Samples::F32(v) => run!(v, |s: &[f32], o: &mut [u8]| map_band(s, mask, w, map, o)),
+        Samples::F64(v) => run!(v, |s: &[f64], o: &mut [u8]| map_band(s, mask, w, map, o)),
     }
 }
 
@@ -461,18 +450,18 @@ mod tests {
                 let f = Raster::new(w, rows.len(), 1, Samples::F64(values), mask).unwrap();
                 f.convert(dtype)
             };
+            type StretchFn = fn(&Raster, usize, Stretch) -> Result<Vec<u8>, CoreError>;
+            let fns: [(&str, StretchFn); 2] =
+                [("byte", stretch_to_byte), ("index", stretch_to_index)];
+            for (name, f) in fns {
+                let whole = f(&make(&rows), 0, stretch).unwrap();
+                let single: Vec<u8> = rows
+                    .iter()
+                    .flat_map(|r| f(&make(std::slice::from_ref(r)), 0, stretch).unwrap())
+                    .collect();
+                assert_eq!(whole, single, "{dtype:?} {name}");
+            }
             let whole = stretch_to_byte(&make(&rows), 0, stretch).unwrap();
-            let single: Vec<u8> = rows
-                .iter()
-                .flat_map(|r| stretch_to_byte(&make(std::slice::from_ref(r)), 0, stretch).unwrap())
-                .collect();
-            assert_eq!(whole, single, "{dtype:?}");
-            let index = stretch_to_index(&make(&rows), 0, stretch).unwrap();
-            let single: Vec<u8> = rows
-                .iter()
-                .flat_map(|r| stretch_to_index(&make(std::slice::from_ref(r)), 0, stretch).unwrap())
-                .collect();
-            assert_eq!(index, single, "{dtype:?} index");
             // The masked pixel of the third and fourth rows is 0, the rows above are not.
             assert_eq!(whole[2 * w + 4], 0);
             assert_ne!(whole[w + 4], 0, "{dtype:?}");

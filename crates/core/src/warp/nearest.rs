@@ -408,7 +408,12 @@ fn copy_rows<T: Copy>(
             src_mask.get(p as usize).is_some_and(|&v| v != 0)
         }
     };
-    let mut indices = vec![NO_DATA; w];
+    // Multi-band rows: the valid picks of the row, shared by the bands.
+    let mut indices = if bands > 1 {
+        vec![NO_DATA; w]
+    } else {
+        Vec::new()
+    };
     for (row, &kind) in kinds.iter().enumerate() {
         let d0 = row * w;
         if kind == RowKind::Repeat && row > 0 {
